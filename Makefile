@@ -1,0 +1,42 @@
+# Pantau's two commands: `make run` (the main job) and `make test` (the whole suite).
+# Both set everything up from scratch: Debian packages, the virtualenv, the project.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: run test lint bench deps venv env-example clean
+
+run: deps venv ## Start Mosquitto, InfluxDB, the ingester, the API and the simulators
+	$(BIN)/pantau up
+
+test: deps venv lint ## Lint, then the whole test suite against real services
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: deps venv ## Benchmarks; JSON results in bench/results/
+	$(BIN)/python -m bench
+
+deps: ## Debian packages (mosquitto, influxdb) when missing
+	@scripts/debian-packages.sh
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+env-example: venv ## Regenerate .env.example from the settings
+	$(BIN)/pantau settings env-example -o .env.example
+
+clean: ## Remove the virtualenv and all local data
+	rm -rf $(VENV) var

@@ -1,0 +1,326 @@
+"""Pantau's one typed settings object.
+
+Every option lives here, nested per component (``mqtt``, ``influx``, ``database``, ``api``,
+``ingest``, ``simulate``, ``stack``), with its unit in its name and its default documented
+where it is defined. Values come from the environment with the prefix ``PANTAU_`` and ``__``
+between levels (``PANTAU_INFLUX__BATCH_MAX_POINTS=5000``), or from a ``.env`` file.
+
+Components receive their slice through their constructor; no stage reads the environment.
+``.env.example`` is generated from this module (``pantau settings env-example``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MqttSettings(BaseModel):
+    """The MQTT broker the ingester subscribes to and the simulators publish to."""
+
+    url: Annotated[
+        str,
+        Field(
+            description="Broker URL, mqtt://host:port. Unset: the Mosquitto `pantau up` starts "
+            "on 127.0.0.1:<stack.mosquitto_port>; set: use that existing broker instead."
+        ),
+    ] = ""
+    username: Annotated[
+        str | None, Field(description="Username for the ingester's connection (none: anonymous).")
+    ] = None
+    password: Annotated[SecretStr | None, Field(description="Password for `username`.")] = None
+    client_id: Annotated[
+        str,
+        Field(
+            description="Fixed MQTT client id of this ingester. It names the persistent session "
+            "the broker keeps while the ingester is down, so it must stay the same across restarts "
+            "and differ between ingesters sharing a subscription."
+        ),
+    ] = "pantau-ingest-1"
+    topic_prefix: Annotated[
+        str, Field(description="Devices publish on <prefix>/<device_id>/telemetry and /status.")
+    ] = "pantau/devices"
+    shared_group: Annotated[
+        str | None,
+        Field(
+            description="MQTT v5 shared-subscription group; when set the ingester subscribes to "
+            "$share/<group>/<prefix>/+/telemetry so several ingesters split the load."
+        ),
+    ] = None
+    keepalive_s: Annotated[int, Field(ge=5, le=3600, description="Keepalive, seconds.")] = 30
+    session_expiry_s: Annotated[
+        int,
+        Field(
+            ge=0,
+            description="Session Expiry Interval, seconds: how long the broker keeps this "
+            "ingester's session and queued QoS 1 messages while it is disconnected.",
+        ),
+    ] = 7 * 24 * 3600
+    receive_maximum: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=65535,
+            description="MQTT v5 Receive Maximum: QoS 1 messages the broker may have in flight "
+            "to the ingester before it must wait for PUBACKs. At least the batch size.",
+        ),
+    ] = 10000
+    reconnect_min_delay_s: Annotated[
+        float, Field(gt=0, description="First reconnect back-off, seconds.")
+    ] = 0.5
+    reconnect_max_delay_s: Annotated[
+        float, Field(gt=0, description="Longest reconnect back-off, seconds.")
+    ] = 10.0
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or 1883
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
+            raise ValueError("must look like mqtt://host:port")
+        return value
+
+
+class InfluxSettings(BaseModel):
+    """The InfluxDB server, spoken to through its v1 HTTP API (line protocol, InfluxQL)."""
+
+    url: Annotated[
+        str,
+        Field(
+            description="InfluxDB HTTP URL. Unset: the InfluxDB `pantau up` starts on "
+            "127.0.0.1:<stack.influx_port>; set: use that existing server (1.x, or 2.x/3.x "
+            "through their v1 compatibility API)."
+        ),
+    ] = ""
+    database: Annotated[str, Field(description="Database the readings are written to.")] = "pantau"
+    retention_policy: Annotated[
+        str, Field(description="Retention policy for raw readings, created when missing.")
+    ] = "raw"
+    retention_days: Annotated[
+        int, Field(ge=1, description="How long raw readings are kept, days.")
+    ] = 400
+    username: Annotated[str | None, Field(description="InfluxDB user (none: no auth).")] = None
+    password: Annotated[SecretStr | None, Field(description="Password for `username`.")] = None
+    timeout_s: Annotated[float, Field(gt=0, description="HTTP timeout per request, seconds.")] = (
+        10.0
+    )
+    gzip: Annotated[bool, Field(description="Compress write bodies with gzip.")] = True
+    batch_max_points: Annotated[
+        int, Field(ge=1, description="A write batch is sent when it holds this many points.")
+    ] = 5000
+    flush_interval_s: Annotated[
+        float,
+        Field(gt=0, description="A non-empty batch is sent at the latest after this, seconds."),
+    ] = 0.2
+    retry_max_delay_s: Annotated[
+        float, Field(gt=0, description="Longest back-off between write retries, seconds.")
+    ] = 10.0
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port or 8086
+
+
+class DatabaseSettings(BaseModel):
+    """The SQL database holding the device registry and dead letters."""
+
+    url: Annotated[
+        str,
+        Field(
+            description="SQLAlchemy URL. Unset: the SQLite file <stack.var_dir>/pantau.db. "
+            "Production: postgresql+psycopg://user:pass@host/pantau."
+        ),
+    ] = ""
+
+
+class ApiSettings(BaseModel):
+    """The FastAPI HTTP service."""
+
+    host: Annotated[str, Field(description="Address the API listens on.")] = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535, description="Port the API listens on.")] = 18080
+    readings_max_rows: Annotated[
+        int, Field(ge=1, description="Most rows one readings query returns.")
+    ] = 10000
+
+
+class IngestSettings(BaseModel):
+    """The ingest pipeline (decode, validate, write, acknowledge)."""
+
+    max_payload_bytes: Annotated[
+        int, Field(ge=64, description="Larger MQTT payloads are dead-lettered, bytes.")
+    ] = 64 * 1024
+    future_tolerance_s: Annotated[
+        float, Field(ge=0, description="Readings further in the future are rejected, seconds.")
+    ] = 300.0
+    max_pending_messages: Annotated[
+        int,
+        Field(
+            ge=1,
+            description="Messages received but not yet acknowledged, at most. Bounds memory: "
+            "past it the ingester stops reading from the socket and the broker holds the rest.",
+        ),
+    ] = 20000
+    metrics_port: Annotated[
+        int,
+        Field(
+            ge=0,
+            le=65535,
+            description="Port of the ingester's /metrics, /healthz, /readyz HTTP listener "
+            "(0: none).",
+        ),
+    ] = 19100
+    status_interval_s: Annotated[
+        float, Field(gt=0, description="How often the ingester logs its counts, seconds.")
+    ] = 5.0
+
+
+class SimulateSettings(BaseModel):
+    """The field simulators that stand in for hardware."""
+
+    interval_s: Annotated[
+        float, Field(gt=0, description="Seconds between two readings of one device.")
+    ] = 5.0
+    seed: Annotated[int, Field(description="Random seed; the same seed gives the same run.")] = 7
+
+
+class StackSettings(BaseModel):
+    """The local stack `pantau up` and the test fixtures start."""
+
+    mosquitto_port: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=65535,
+            description="Port of the stack's own Mosquitto (not 1883, so a "
+            "system broker can keep it).",
+        ),
+    ] = 18830
+    influx_port: Annotated[
+        int,
+        Field(ge=1, le=65535, description="HTTP port of the stack's own InfluxDB (not 8086)."),
+    ] = 18086
+
+    var_dir: Annotated[Path, Field(description="Where generated configs, data and logs live.")] = (
+        Path("var")
+    )
+    influx_rpc_port: Annotated[
+        int,
+        Field(ge=1, le=65535, description="InfluxDB's backup/restore RPC port (1.x binds one)."),
+    ] = 18088
+    start_timeout_s: Annotated[
+        float, Field(gt=0, description="How long to wait for a service to become healthy.")
+    ] = 30.0
+
+
+class Settings(BaseSettings):
+    """All of Pantau's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PANTAU_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    influx: InfluxSettings = Field(default_factory=InfluxSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    simulate: SimulateSettings = Field(default_factory=SimulateSettings)
+    stack: StackSettings = Field(default_factory=StackSettings)
+    display_timezone: Annotated[
+        str, Field(description="Time zone for people (logs, CLI); storage is always UTC.")
+    ] = "Asia/Makassar"
+    log_level: Annotated[str, Field(description="Log level: DEBUG, INFO, WARNING, ERROR.")] = "INFO"
+
+    _mqtt_external: bool = PrivateAttr(default=False)
+    _influx_external: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="after")
+    def _resolve_urls(self) -> Settings:
+        # An unset URL means "the stack's own server": fill it in so every component sees a
+        # concrete URL, and remember that the stack must start that server.
+        self._mqtt_external = bool(self.mqtt.url)
+        self._influx_external = bool(self.influx.url)
+        if not self.mqtt.url:
+            self.mqtt.url = f"mqtt://127.0.0.1:{self.stack.mosquitto_port}"
+        if not self.influx.url:
+            self.influx.url = f"http://127.0.0.1:{self.stack.influx_port}"
+        if not self.database.url:
+            self.database.url = f"sqlite:///{self.stack.var_dir.resolve() / 'pantau.db'}"
+        return self
+
+    def mqtt_is_external(self) -> bool:
+        """True when PANTAU_MQTT__URL was given: use that broker, start none."""
+        return self._mqtt_external
+
+    def influx_is_external(self) -> bool:
+        """True when PANTAU_INFLUX__URL was given: use that server, start none."""
+        return self._influx_external
+
+
+def render_env_example() -> str:
+    """The text of `.env.example`: every option, its description and default."""
+    lines = [
+        "# Pantau settings. Generated by `pantau settings env-example`; do not edit by hand.",
+        "# Every variable is optional; the value shown is the default.",
+        "",
+    ]
+    top_level: list[tuple[str, object, str]] = []
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            lines.append(f"# --- {name}: {(annotation.__doc__ or '').strip()}")
+            for sub_name, sub_field in annotation.model_fields.items():
+                lines.append(f"# {sub_field.description or ''}")
+                lines.append(
+                    f"#PANTAU_{name.upper()}__{sub_name.upper()}={_env_value(sub_field.default)}"
+                )
+            lines.append("")
+        else:
+            top_level.append((name, field.default, field.description or ""))
+    lines.append("# --- general")
+    for name, default, description in top_level:
+        lines.append(f"# {description}")
+        lines.append(f"#PANTAU_{name.upper()}={_env_value(default)}")
+    return "\n".join(lines) + "\n"
+
+
+def _env_value(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def settings_to_env(settings: Settings) -> dict[str, str]:
+    """The PANTAU_* variables that reproduce `settings` in a child process (secrets included)."""
+    env: dict[str, str] = {}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, BaseModel):
+            for sub_name in type(value).model_fields:
+                sub_value = getattr(value, sub_name)
+                if isinstance(sub_value, SecretStr):
+                    sub_value = sub_value.get_secret_value()
+                if sub_value is not None:
+                    env[f"PANTAU_{name.upper()}__{sub_name.upper()}"] = _env_value(sub_value)
+        elif value is not None:
+            env[f"PANTAU_{name.upper()}"] = _env_value(value)
+    return env

@@ -1,0 +1,160 @@
+"""`pantau up`: the whole local stack in one command, stopped cleanly with Ctrl-C.
+
+Starts Mosquitto and InfluxDB (unless PANTAU_MQTT__URL / PANTAU_INFLUX__URL name existing
+servers) with configs and data under `var/`, waits until each is healthy, then starts the
+ingester, the API and the simulators as child processes. On Ctrl-C or SIGTERM — or when any
+child dies — it stops them all in reverse order, by PID, and leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from pantau.settings import Settings, settings_to_env
+from pantau.stack.influxdb import InfluxServer
+from pantau.stack.mosquitto import MosquittoServer
+from pantau.stack.process import ManagedProcess, wait_until
+
+log = logging.getLogger(__name__)
+
+
+class LocalStack:
+    def __init__(
+        self, settings: Settings, *, simulators: bool = True, simulator_devices: int = 8
+    ) -> None:
+        self.settings = settings
+        self.var_dir = settings.stack.var_dir.resolve()
+        self.simulators = simulators
+        self.simulator_devices = simulator_devices
+        self.mosquitto: MosquittoServer | None = None
+        self.influx: InfluxServer | None = None
+        self.apps: list[ManagedProcess] = []
+        self.stop_event = threading.Event()
+
+    def child_env(self) -> dict[str, str]:
+        """The environment of Pantau's own children: every URL resolved, paths absolute."""
+        env = dict(os.environ)
+        env.update(settings_to_env(self.settings))
+        env["PANTAU_STACK__VAR_DIR"] = str(self.var_dir)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def start_services(self) -> None:
+        timeout = self.settings.stack.start_timeout_s
+        if self.settings.mqtt_is_external():
+            log.info("using the existing broker at %s", self.settings.mqtt.url)
+        else:
+            self.mosquitto = MosquittoServer(
+                self.var_dir / "mosquitto", self.settings.stack.mosquitto_port
+            )
+            self.mosquitto.start(timeout)
+        if self.settings.influx_is_external():
+            log.info("using the existing InfluxDB at %s", self.settings.influx.url)
+        else:
+            self.influx = InfluxServer(
+                self.var_dir / "influxdb",
+                self.settings.stack.influx_port,
+                self.settings.stack.influx_rpc_port,
+            )
+            self.influx.start(timeout)
+
+    def _pantau(self, name: str, *args: str) -> ManagedProcess:
+        argv = [sys.executable, "-m", "pantau", name, *args]
+        return ManagedProcess(
+            name, argv, self.var_dir / "log" / f"{name}.log", env=self.child_env()
+        )
+
+    def start_apps(self) -> None:
+        ingest = self._pantau("ingest")
+        api = self._pantau("api")
+        self.apps = [ingest, api]
+        if self.simulators:
+            self.apps.append(self._pantau("simulate", "--devices", str(self.simulator_devices)))
+        for proc in self.apps:
+            proc.start()
+        api_url = f"http://{self.settings.api.host}:{self.settings.api.port}"
+        wait_until(
+            lambda: _http_ok(f"{api_url}/health"),
+            self.settings.stack.start_timeout_s,
+            "the API",
+            proc=api,
+        )
+        log.info("API ready on %s (OpenAPI at %s/docs)", api_url, api_url)
+
+    def stop(self) -> None:
+        for proc in reversed(self.apps):
+            proc.stop()
+        for server in (self.mosquitto, self.influx):
+            if server is not None:
+                server.stop()
+
+    def run(self) -> int:
+        """Start everything, report every few seconds, stop on a signal or a dead child."""
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            self.stop_event.set()
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        code = 0
+        try:
+            self.start_services()
+            self.start_apps()
+            log.info("stack up; logs in %s; Ctrl-C stops everything", self.var_dir / "log")
+            follower = LogFollower([p.log_path for p in self.apps])
+            while not self.stop_event.wait(1.0):
+                follower.pump()
+                dead = [p for p in self.apps if not p.running]
+                if dead:
+                    for proc in dead:
+                        log.error(
+                            "%s exited with %s:\n%s", proc.name, proc.returncode, proc.log_tail()
+                        )
+                    code = 1
+                    break
+        except Exception as exc:
+            log.error("stack failed: %s", exc)
+            code = 1
+        finally:
+            log.info("stopping the stack")
+            self.stop()
+            log.info("stopped")
+        return code
+
+
+class LogFollower:
+    """Echoes new lines of the children's logs to our stderr, so `make run` shows progress."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.offsets = {path: 0 for path in paths}
+
+    def pump(self) -> None:
+        for path, offset in self.offsets.items():
+            try:
+                with path.open("rb") as handle:
+                    handle.seek(offset)
+                    data = handle.read()
+            except OSError:
+                continue
+            if not data:
+                continue
+            complete = data.rfind(b"\n") + 1
+            if complete:
+                sys.stderr.write(data[:complete].decode("utf-8", "replace"))
+                sys.stderr.flush()
+                self.offsets[path] = offset + complete
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False

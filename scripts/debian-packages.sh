@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Install the Debian packages Pantau runs on (mosquitto, influxdb) when they are missing.
+# Needs root, or sudo. Services are never enabled: Pantau starts its own processes.
+set -euo pipefail
+missing=()
+[ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || missing+=(mosquitto)
+command -v influxd >/dev/null 2>&1 || [ -x /usr/bin/influxd ] || missing+=(influxdb)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
+echo "installing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -qq
+# policy-rc.d keeps the packages' own services from starting where init scripts would run.
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
