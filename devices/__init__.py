@@ -1,0 +1,1 @@
+"""The device registry: the sensor catalog, devices, their credentials and calibration."""

@@ -1,0 +1,204 @@
+"""Decode stage: MQTT payload bytes → `Record`s, or a `RejectedError` saying why not.
+
+Accepted payloads, told apart by the MQTT v5 content type or, without one, by shape:
+- a JSON object: `{"ts": ..., "seq": 12, "level_cm": 143.2}` — one reading;
+- a JSON array of such objects — a batch of readings;
+- SenML JSON (RFC 8428, `application/senml+json`): records with `bn`, `bt`, `n`, `u`, `v`,
+  `t`; records that resolve to the same time form one reading; a record named `seq` gives the
+  sequence number.
+
+Timestamps (`ts` / SenML time) may be epoch milliseconds, epoch seconds or an RFC 3339 string
+with an offset. Numbers below 10^11 are seconds (10^11 ms is March 1973, 10^11 s is year 5138),
+so seconds and milliseconds are told apart without asking the device. This stage knows nothing
+about the catalog or the registry: it only turns bytes into records.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from ingest.model import Record, RejectedError, RejectReason
+
+SENML_CONTENT_TYPES = frozenset({"application/senml+json"})
+JSON_CONTENT_TYPES = frozenset({"application/json", "text/json"})
+SECONDS_BELOW = 1e11
+_SENML_KEYS = frozenset({"bn", "bt", "bu", "bv", "bver", "n", "u", "v", "vs", "vb", "vd", "s", "t"})
+_SENML_RELATIVE_BELOW = 2**28  # RFC 8428 §4.5.3: smaller times are relative to "now"
+MAX_RECORDS = 10_000
+
+
+def parse_timestamp_ms(value: object) -> int:
+    """Epoch ms from epoch ms, epoch s (int or float) or an RFC 3339 string with an offset."""
+    if isinstance(value, bool):
+        raise RejectedError(RejectReason.BAD_TIMESTAMP, "timestamp is a boolean")
+    if isinstance(value, int | float):
+        number = float(value)
+        if not math.isfinite(number):
+            raise RejectedError(RejectReason.BAD_TIMESTAMP, "timestamp is not finite")
+        if abs(number) < SECONDS_BELOW:
+            return round(number * 1000.0)
+        return round(number)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise RejectedError(
+                RejectReason.BAD_TIMESTAMP, f"not RFC 3339: {text[:40]!r}"
+            ) from None
+        if parsed.tzinfo is None:
+            raise RejectedError(RejectReason.BAD_TIMESTAMP, "RFC 3339 timestamp without offset")
+        return round(parsed.timestamp() * 1000.0)
+    raise RejectedError(RejectReason.BAD_TIMESTAMP, f"timestamp of type {type(value).__name__}")
+
+
+def _parse_seq(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RejectedError(RejectReason.BAD_TYPE, "seq must be a non-negative integer")
+    if isinstance(value, float) and not value.is_integer():
+        raise RejectedError(RejectReason.BAD_TYPE, "seq must be a non-negative integer")
+    seq = int(value)
+    if seq < 0 or seq >= 2**63:
+        raise RejectedError(RejectReason.BAD_TYPE, "seq out of range")
+    return seq
+
+
+def _load_json(payload: bytes) -> Any:
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        # orjson refuses NaN/Infinity literals; say so precisely, since devices do send them.
+        try:
+            json.loads(payload)
+        except (ValueError, UnicodeDecodeError):
+            pass
+        else:
+            raise RejectedError(RejectReason.NOT_FINITE, "NaN or Infinity in JSON") from None
+        if isinstance(exc.__cause__, UnicodeDecodeError) or "utf-8" in str(exc).lower():
+            raise RejectedError(RejectReason.BAD_ENCODING, "payload is not UTF-8") from None
+        raise RejectedError(RejectReason.BAD_JSON, str(exc)[:200]) from None
+
+
+def _object_record(obj: dict[str, Any]) -> Record:
+    values = dict(obj)
+    ts_raw = values.pop("ts", None)
+    seq_raw = values.pop("seq", None)
+    return Record(
+        ts_ms=None if ts_raw is None else parse_timestamp_ms(ts_raw),
+        seq=None if seq_raw is None else _parse_seq(seq_raw),
+        values=values,
+    )
+
+
+def _is_senml(data: Any) -> bool:
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and all(isinstance(r, dict) for r in data)
+        and all(r.keys() <= _SENML_KEYS for r in data)
+        and any("n" in r or "bn" in r for r in data)
+    )
+
+
+def decode_senml(data: Any, now_s: float) -> list[Record]:
+    """RFC 8428 resolution: base name/time/value carried forward; one Record per time."""
+    if not isinstance(data, list) or not data:
+        raise RejectedError(RejectReason.BAD_SENML, "SenML pack must be a non-empty array")
+    base_name = ""
+    base_time = 0.0
+    base_value = 0.0
+    by_time: dict[int, Record] = {}
+    for index, rec in enumerate(data):
+        if not isinstance(rec, dict):
+            raise RejectedError(RejectReason.BAD_SENML, f"record {index} is not an object")
+        unknown = rec.keys() - _SENML_KEYS
+        if unknown:
+            raise RejectedError(
+                RejectReason.BAD_SENML, f"record {index} has unknown keys {sorted(unknown)[:5]}"
+            )
+        if "bn" in rec:
+            if not isinstance(rec["bn"], str):
+                raise RejectedError(RejectReason.BAD_SENML, "bn must be a string")
+            base_name = rec["bn"]
+        if "bt" in rec:
+            base_time = _senml_number(rec["bt"], "bt")
+        if "bv" in rec:
+            base_value = _senml_number(rec["bv"], "bv")
+        name = base_name + _senml_str(rec.get("n", ""), "n")
+        # The field is the last segment of the resolved name ("urn:dev:wl-1:level_cm").
+        field = name.replace("/", ":").rsplit(":", 1)[-1]
+        if not field:
+            raise RejectedError(RejectReason.BAD_SENML, f"record {index} has no name")
+        if "v" in rec:
+            value: object = base_value + _senml_number(rec["v"], "v")
+        elif "vs" in rec or "vb" in rec or "vd" in rec:
+            raise RejectedError(
+                RejectReason.BAD_TYPE, f"{field}: only numeric SenML values (v) are accepted"
+            )
+        else:
+            raise RejectedError(RejectReason.BAD_SENML, f"record {index} has no value")
+        t = base_time + _senml_number(rec.get("t", 0), "t")
+        if abs(t) < _SENML_RELATIVE_BELOW:
+            t = now_s + t
+        ts_ms = round(t * 1000.0)
+        record = by_time.setdefault(ts_ms, Record(ts_ms=ts_ms, seq=None, values={}))
+        if field == "seq":
+            record.seq = _parse_seq(value)
+        elif field in record.values:
+            raise RejectedError(RejectReason.BAD_SENML, f"{field} given twice for one time")
+        else:
+            record.values[field] = value
+    return list(by_time.values())
+
+
+def _senml_number(value: object, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RejectedError(RejectReason.BAD_TYPE, f"SenML {key} must be a number")
+    return float(value)
+
+
+def _senml_str(value: object, key: str) -> str:
+    if not isinstance(value, str):
+        raise RejectedError(RejectReason.BAD_SENML, f"SenML {key} must be a string")
+    return value
+
+
+def decode_payload(
+    payload: bytes,
+    content_type: str | None = None,
+    *,
+    max_bytes: int = 64 * 1024,
+    now_s: float | None = None,
+) -> list[Record]:
+    """Bytes → records. Raises RejectedError with the reason on anything malformed."""
+    if len(payload) > max_bytes:
+        raise RejectedError(
+            RejectReason.PAYLOAD_TOO_LARGE, f"{len(payload)} bytes > limit {max_bytes}"
+        )
+    if not payload.strip():
+        raise RejectedError(RejectReason.EMPTY, "empty payload")
+    data = _load_json(payload)
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media in SENML_CONTENT_TYPES or (media not in JSON_CONTENT_TYPES and _is_senml(data)):
+        records = decode_senml(data, time.time() if now_s is None else now_s)
+    elif isinstance(data, dict):
+        records = [_object_record(data)]
+    elif isinstance(data, list):
+        if not data:
+            raise RejectedError(RejectReason.EMPTY, "empty array")
+        if not all(isinstance(item, dict) for item in data):
+            raise RejectedError(RejectReason.BAD_SHAPE, "array items must be JSON objects")
+        records = [_object_record(item) for item in data]
+    else:
+        raise RejectedError(
+            RejectReason.BAD_SHAPE, f"expected a JSON object or array, got {type(data).__name__}"
+        )
+    if len(records) > MAX_RECORDS:
+        raise RejectedError(RejectReason.BAD_SHAPE, f"more than {MAX_RECORDS} readings")
+    return records

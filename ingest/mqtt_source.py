@@ -1,0 +1,215 @@
+"""MQTT source: subscribe with a persistent MQTT v5 session, hand messages over, ack in order.
+
+Delivery guarantee: at-least-once. Messages arrive with QoS 1 and are acknowledged (PUBACK)
+only when the pipeline says so, after InfluxDB accepted them or they were durably
+dead-lettered, and always in arrival order through this one acking path (MQTT 5 §4.6).
+
+- A fixed client id, `clean_start=False` and a Session Expiry Interval: the broker keeps the
+  session and queues messages while the ingester is down. paho's default ("clean on first
+  connect") would wipe that session on every restart.
+- Receive Maximum bounds how many unacknowledged messages the broker sends us, which bounds
+  this source's memory; it is set large so Mosquitto's small default window does not throttle.
+- After a disconnect, message ids from the old connection could ack different messages on the
+  new one, so messages carry a connection generation and stale ones are never acked: the
+  broker redelivers them and the idempotent write absorbs the copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from ingest.model import Inbound
+from pantau.settings import MqttSettings
+
+log = logging.getLogger(__name__)
+
+
+class MqttSource:
+    """A paho-mqtt 2.x client in its own network thread, feeding a bounded hand-over queue."""
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        topics: Sequence[str],
+        *,
+        on_state_change: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.topics = list(topics)
+        self.on_state_change = on_state_change
+        self._queue: deque[Inbound] = deque()
+        self._ready = threading.Event()
+        self._generation = 0
+        self._connected = False
+        self._connects = 0
+        self.session_lost = 0  # reconnects on which the broker had no session for us
+        self.redelivered = 0
+        self.received = 0
+        self._client = self._make_client()
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.settings.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+            reconnect_on_failure=True,
+        )
+        if self.settings.username:
+            password = self.settings.password.get_secret_value() if self.settings.password else None
+            client.username_pw_set(self.settings.username, password)
+        client.reconnect_delay_set(
+            min_delay=max(1, round(self.settings.reconnect_min_delay_s)),
+            max_delay=max(1, round(self.settings.reconnect_max_delay_s)),
+        )
+        # paho's own queue of outgoing packets (our PUBACKs) must never drop anything.
+        client.max_queued_messages_set(0)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
+        return client
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.settings.session_expiry_s
+        props.ReceiveMaximum = self.settings.receive_maximum
+        self._client.connect_async(
+            self.settings.host,
+            self.settings.port,
+            keepalive=self.settings.keepalive_s,
+            clean_start=False,
+            properties=props,
+        )
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        """Disconnect without acking what is pending: the broker keeps it for the next run."""
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    # -- paho callbacks (network thread) ------------------------------------------------------
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            log.error("mqtt connect refused: %s", reason_code)
+            return
+        self._connects += 1
+        if not flags.session_present:
+            if self._connects > 1:
+                self.session_lost += 1
+                log.warning(
+                    "mqtt: broker had no session for %s; messages queued while "
+                    "disconnected may be lost",
+                    self.settings.client_id,
+                )
+            else:
+                log.info("mqtt: new session for %s", self.settings.client_id)
+        else:
+            log.info("mqtt: resumed session for %s", self.settings.client_id)
+        options = SubscribeOptions(qos=1)
+        client.subscribe([(topic, options) for topic in self.topics])
+        self._connected = True
+        if self.on_state_change:
+            self.on_state_change(True)
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        for topic, code in zip(self.topics, reason_codes, strict=False):
+            if code.is_failure:
+                log.error("mqtt: subscription to %s refused: %s", topic, code)
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._generation += 1
+        self._connected = False
+        if self.on_state_change:
+            self.on_state_change(False)
+        log.warning(
+            "mqtt disconnected (%s); pending acks from that connection are void", reason_code
+        )
+
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        props = message.properties
+        content_type = getattr(props, "ContentType", None) if props is not None else None
+        if message.dup:
+            self.redelivered += 1
+        self.received += 1
+        self._queue.append(
+            Inbound(
+                topic=message.topic,
+                payload=bytes(message.payload),
+                mid=message.mid,
+                qos=message.qos,
+                received_ms=int(time.time() * 1000),
+                content_type=content_type,
+                generation=self._generation,
+                dup=bool(message.dup),
+            )
+        )
+        self._ready.set()
+
+    # -- pipeline side ---------------------------------------------------------------------
+    def take(self, max_messages: int, timeout_s: float) -> list[Inbound]:
+        """Up to `max_messages` in arrival order, waiting at most `timeout_s` for the first."""
+        if not self._queue:
+            self._ready.clear()
+            if not self._queue:
+                self._ready.wait(timeout_s)
+        out: list[Inbound] = []
+        queue = self._queue
+        while queue and len(out) < max_messages:
+            out.append(queue.popleft())
+        return out
+
+    def ack(self, messages: Sequence[Inbound]) -> int:
+        """PUBACK each message of the current connection, in the order given. Returns count."""
+        generation = self._generation
+        acked = 0
+        for message in messages:
+            if message.qos == 0 or message.generation != generation:
+                continue
+            rc = self._client.ack(message.mid, message.qos)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                # The connection dropped under us: the broker will redeliver the rest.
+                break
+            acked += 1
+        return acked

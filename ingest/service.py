@@ -1,0 +1,156 @@
+"""Wires the ingester from settings and runs it until SIGTERM/SIGINT: `pantau ingest`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from types import FrameType
+
+from devices.catalog import default_catalog
+from devices.db import make_engine
+from ingest.dead_letters import DeadLetterStore
+from ingest.health import HealthServer
+from ingest.metrics import IngestMetrics
+from ingest.mqtt_source import MqttSource
+from ingest.pipeline import Pipeline
+from ingest.sink import InfluxSink, wait_for_influx
+from ingest.validate import Validator
+from pantau.influxdb import InfluxClient
+from pantau.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def subscription_topics(settings: Settings) -> list[str]:
+    prefix = settings.mqtt.topic_prefix.rstrip("/")
+    topics = [f"{prefix}/+/telemetry", f"{prefix}/+/status"]
+    if settings.mqtt.shared_group:
+        topics = [f"$share/{settings.mqtt.shared_group}/{t}" for t in topics]
+    return topics
+
+
+class IngestService:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stop = threading.Event()
+        self.metrics = IngestMetrics()
+        self.influx = InfluxClient(settings.influx)
+        self.engine = make_engine(settings.database.url)
+        self.dead_letters = DeadLetterStore(self.engine, settings.mqtt.topic_prefix)
+        self.sink = InfluxSink(
+            settings.influx,
+            self.influx,
+            stop=self.stop,
+            on_health=lambda ok: self.metrics.influx_up.set(1 if ok else 0),
+            on_retry=lambda err: self.metrics.write_retries.labels(err).inc(),
+        )
+        self.source = MqttSource(
+            settings.mqtt,
+            subscription_topics(settings),
+            on_state_change=lambda up: self.metrics.mqtt_connected.set(1 if up else 0),
+        )
+        self.validator = Validator(
+            default_catalog(),
+            future_tolerance_s=settings.ingest.future_tolerance_s,
+            retention_days=settings.influx.retention_days,
+        )
+        self.pipeline = Pipeline(
+            self.source,
+            self.validator,
+            self.sink,
+            self.dead_letters,
+            topic_prefix=settings.mqtt.topic_prefix,
+            batch_max_points=settings.influx.batch_max_points,
+            flush_interval_s=settings.influx.flush_interval_s,
+            max_payload_bytes=settings.ingest.max_payload_bytes,
+            metrics=self.metrics,
+            stop=self.stop,
+        )
+        self.health: HealthServer | None = None
+
+    def readiness(self) -> dict[str, bool]:
+        return {"mqtt": self.source.connected, "influx": self.sink.healthy}
+
+    def prepare(self) -> None:
+        """Wait for InfluxDB, create the database and retention policy, the SQL tables."""
+        while not self.stop.is_set():
+            if wait_for_influx(self.influx, self.stop, 5.0):
+                try:
+                    self.influx.ensure_database()
+                    break
+                except Exception as exc:
+                    log.warning("cannot prepare InfluxDB yet: %s", exc)
+            else:
+                log.warning("waiting for InfluxDB at %s", self.settings.influx.url)
+            self.stop.wait(1.0)
+        self.metrics.influx_up.set(1)
+        self.dead_letters.create_schema()
+
+    def run(self) -> None:
+        if self.settings.ingest.metrics_port:
+            self.health = HealthServer(
+                "127.0.0.1",
+                self.settings.ingest.metrics_port,
+                self.metrics.registry,
+                self.readiness,
+            )
+            self.health.start()
+        self.prepare()
+        self.source.start()
+        reporter = threading.Thread(target=self._report, name="status", daemon=True)
+        reporter.start()
+        log.info(
+            "ingesting from %s into %s/%s",
+            self.settings.mqtt.url,
+            self.settings.influx.url,
+            self.settings.influx.database,
+        )
+        try:
+            self.pipeline.run()
+        finally:
+            self.source.stop()
+            self.sink.close()
+            if self.health:
+                self.health.stop()
+            self.engine.dispose()
+            log.info(
+                "ingester stopped: written=%d rejected=%d acked=%d",
+                self.pipeline.written,
+                self.pipeline.rejected,
+                self.pipeline.acked,
+            )
+
+    def _report(self) -> None:
+        interval = self.settings.ingest.status_interval_s
+        last_received = last_written = 0
+        while not self.stop.wait(interval):
+            received = self.source.received
+            written = self.pipeline.written
+            self.metrics.backlog.set(self.source.pending)
+            self.metrics.received.inc(received - last_received)
+            log.info(
+                "received=%d (%.0f/s) written=%d (%.0f/s) rejected=%d pending=%d mqtt=%s influx=%s",
+                received,
+                (received - last_received) / interval,
+                written,
+                (written - last_written) / interval,
+                self.pipeline.rejected,
+                self.source.pending,
+                "up" if self.source.connected else "down",
+                "up" if self.sink.healthy else "down",
+            )
+            last_received, last_written = received, written
+
+    def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
+        self.stop.set()
+
+
+def run_ingester(settings: Settings) -> None:
+    service = IngestService(settings)
+    signal.signal(signal.SIGTERM, service.request_stop)
+    signal.signal(signal.SIGINT, service.request_stop)
+    started = time.monotonic()
+    service.run()
+    log.debug("ran %.1fs", time.monotonic() - started)
