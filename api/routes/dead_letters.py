@@ -1,0 +1,77 @@
+"""Dead letters: rejected MQTT messages with their reason, for people to inspect."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from api.deps import ServicesDep
+from ingest.dead_letters import DeadLetter
+from ingest.model import RejectReason
+
+router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
+
+
+class DeadLetterOut(BaseModel):
+    id: int
+    received_at: datetime
+    topic: str
+    device_id: str | None
+    reason: RejectReason
+    detail: str
+    content_type: str | None
+    payload_size: int = Field(description="Size of the original payload, bytes")
+    payload_text: str | None = Field(description="The payload as UTF-8 text, when it is text")
+    payload_base64: str = Field(description="The stored payload (capped), base64")
+    replay_count: int
+    replayed_at: datetime | None
+
+    @classmethod
+    def of(cls, letter: DeadLetter) -> DeadLetterOut:
+        try:
+            text: str | None = letter.payload.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        return cls(
+            id=letter.id,
+            received_at=letter.received_at,
+            topic=letter.topic,
+            device_id=letter.device_id,
+            reason=RejectReason(letter.reason),
+            detail=letter.detail,
+            content_type=letter.content_type,
+            payload_size=letter.payload_size,
+            payload_text=text,
+            payload_base64=base64.b64encode(letter.payload).decode("ascii"),
+            replay_count=letter.replay_count,
+            replayed_at=letter.replayed_at,
+        )
+
+
+@router.get("", response_model=list[DeadLetterOut], summary="Dead letters, newest first")
+def list_dead_letters(
+    services: ServicesDep,
+    device_id: Annotated[str | None, Query(max_length=128)] = None,
+    reason: Annotated[RejectReason | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before_id: Annotated[int | None, Query(ge=1, description="Page: ids below this")] = None,
+) -> list[DeadLetterOut]:
+    letters = services.dead_letters.list(
+        device_id=device_id,
+        reason=reason.value if reason else None,
+        limit=limit,
+        before_id=before_id,
+    )
+    return [DeadLetterOut.of(letter) for letter in letters]
+
+
+@router.get("/{dead_letter_id}", response_model=DeadLetterOut)
+def get_dead_letter(services: ServicesDep, dead_letter_id: int) -> DeadLetterOut:
+    letter = services.dead_letters.get(dead_letter_id)
+    if letter is None:
+        raise HTTPException(404, f"no dead letter {dead_letter_id}")
+    return DeadLetterOut.of(letter)

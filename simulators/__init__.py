@@ -1,0 +1,1 @@
+"""Field simulators: stand-ins for the city's sensors, publishing over MQTT like the hardware."""

@@ -1,0 +1,143 @@
+"""Decode stage: JSON object, JSON batch and SenML; timestamps; every malformed shape."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ingest.decode import decode_payload, parse_timestamp_ms
+from ingest.model import RejectedError, RejectReason
+
+NOW_MS = 1_795_000_000_000
+
+
+def reason_of(payload: bytes, content_type: str | None = None) -> RejectReason:
+    with pytest.raises(RejectedError) as caught:
+        decode_payload(payload, content_type, now_s=NOW_MS / 1000)
+    return caught.value.reason
+
+
+def test_json_object() -> None:
+    [record] = decode_payload(b'{"ts": 1795000000123, "seq": 7, "level_cm": 12.5}')
+    assert (record.ts_ms, record.seq, record.values) == (1795000000123, 7, {"level_cm": 12.5})
+
+
+def test_json_array_is_a_batch() -> None:
+    records = decode_payload(
+        b'[{"ts": 1795000000, "level_cm": 1}, {"ts": 1795000060, "level_cm": 2}]'
+    )
+    assert [r.ts_ms for r in records] == [1795000000000, 1795000060000]
+
+
+def test_senml_pack_groups_by_time() -> None:
+    pack = [
+        {
+            "bn": "urn:dev:pantau:env-wotu-01:",
+            "bt": 1795000000,
+            "n": "temperature_c",
+            "u": "Cel",
+            "v": 27.5,
+        },
+        {"n": "humidity_pct", "u": "%RH", "v": 81},
+        {"n": "seq", "v": 9},
+        {"n": "temperature_c", "u": "Cel", "v": 27.7, "t": 60},
+    ]
+    records = decode_payload(orjson.dumps(pack), "application/senml+json")
+    assert [(r.ts_ms, r.seq, r.values) for r in records] == [
+        (1795000000000, 9, {"temperature_c": 27.5, "humidity_pct": 81.0}),
+        (1795000060000, None, {"temperature_c": 27.7}),
+    ]
+
+
+def test_senml_detected_by_shape_and_relative_time() -> None:
+    pack = [{"bn": "wl-1/", "n": "level_cm", "v": 3, "t": -10}]
+    [record] = decode_payload(orjson.dumps(pack), None, now_s=NOW_MS / 1000)
+    assert record.ts_ms == NOW_MS - 10_000
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1795000000, 1795000000000),  # epoch seconds
+        (1795000000.5, 1795000000500),  # fractional seconds
+        (1795000000123, 1795000000123),  # epoch milliseconds
+        ("2026-11-18T19:06:40+08:00", 1795000000000),
+        ("2026-11-18T11:06:40.250Z", 1795000000250),
+    ],
+)
+def test_timestamps(value: object, expected: int) -> None:
+    assert parse_timestamp_ms(value) == expected
+
+
+@given(st.integers(min_value=946_684_800, max_value=4_102_444_800))
+def test_seconds_and_milliseconds_are_told_apart(seconds: int) -> None:
+    assert parse_timestamp_ms(seconds) == seconds * 1000
+    assert parse_timestamp_ms(seconds * 1000) == seconds * 1000
+    iso = datetime.fromtimestamp(seconds, UTC).isoformat()
+    assert parse_timestamp_ms(iso) == seconds * 1000
+
+
+@pytest.mark.parametrize(
+    ("payload", "content_type", "reason"),
+    [
+        (b"", None, RejectReason.EMPTY),
+        (b"{not json", None, RejectReason.BAD_JSON),
+        (b'{"level_cm": NaN}', None, RejectReason.NOT_FINITE),
+        (b'{"level_cm": Infinity}', None, RejectReason.NOT_FINITE),
+        (b"\xff\xfe{}", None, RejectReason.BAD_ENCODING),
+        (b"42", None, RejectReason.BAD_SHAPE),
+        (b"[1, 2]", None, RejectReason.BAD_SHAPE),
+        (b"[]", None, RejectReason.EMPTY),
+        (b'{"ts": "yesterday", "level_cm": 1}', None, RejectReason.BAD_TIMESTAMP),
+        (b'{"ts": "2026-11-18T09:46:40", "level_cm": 1}', None, RejectReason.BAD_TIMESTAMP),
+        (b'{"ts": true, "level_cm": 1}', None, RejectReason.BAD_TIMESTAMP),
+        (b'{"seq": -1, "level_cm": 1}', None, RejectReason.BAD_TYPE),
+        (b'{"seq": "7", "level_cm": 1}', None, RejectReason.BAD_TYPE),
+        (b'[{"n": "x", "vs": "text"}]', "application/senml+json", RejectReason.BAD_TYPE),
+        (b'[{"n": "x"}]', "application/senml+json", RejectReason.BAD_SENML),
+        (b'{"n": "x", "v": 1}', "application/senml+json", RejectReason.BAD_SENML),
+        (b'[{"n": "x", "v": 1, "zz": 2}]', "application/senml+json", RejectReason.BAD_SENML),
+    ],
+)
+def test_malformed_payloads_are_rejected_with_a_reason(
+    payload: bytes, content_type: str | None, reason: RejectReason
+) -> None:
+    assert reason_of(payload, content_type) == reason
+
+
+def test_oversized_payload() -> None:
+    payload = b'{"level_cm": 1, "pad": "' + b"x" * (1 << 20) + b'"}'
+    assert reason_of(payload) == RejectReason.PAYLOAD_TOO_LARGE
+
+
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_never_crash(payload: bytes) -> None:
+    try:
+        records = decode_payload(payload, now_s=NOW_MS / 1000)
+    except RejectedError as exc:
+        assert isinstance(exc.reason, RejectReason)
+    else:
+        assert records and all(isinstance(r.values, dict) for r in records)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@given(json_values)
+def test_arbitrary_json_never_crashes(value: object) -> None:
+    payload = json.dumps(value).encode()
+    try:
+        decode_payload(payload, now_s=NOW_MS / 1000)
+    except RejectedError as exc:
+        assert exc.detail

@@ -1,0 +1,120 @@
+"""The first end-to-end path: a reading published over MQTT comes back from the API.
+
+Real Mosquitto, real InfluxDB, the ingester as a real child process, the FastAPI app.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from pantau.settings import Settings
+from simulators.runner import Simulation, default_gauges
+from tests.conftest import PantauProcess, eventually
+from tests.mqtt_helpers import Publisher
+
+pytestmark = pytest.mark.e2e
+
+
+def _readings(client: TestClient, device_id: str, since: datetime) -> list[dict[str, object]]:
+    response = client.get(f"/readings/{device_id}", params={"since": since.isoformat()})
+    assert response.status_code == 200, response.text
+    readings: list[dict[str, object]] = response.json()["readings"]
+    return readings
+
+
+def test_published_reading_is_returned_by_the_api(
+    settings: Settings, run_pantau: Callable[..., PantauProcess]
+) -> None:
+    ingester = run_pantau(["ingest"], settings)
+    ts = datetime.now(UTC).replace(microsecond=123000)
+    publisher = Publisher(settings.mqtt)
+    try:
+        # Published before the ingester subscribed? Then it would be lost; wait for it.
+        eventually(
+            lambda: "new session" in ingester.log_tail() or "resumed" in ingester.log_tail(),
+            what="ingester connected",
+        )
+        payload = {
+            "ts": int(ts.timestamp() * 1000),
+            "seq": 41,
+            "level_cm": 143.2,
+            "battery_v": 12.61,
+        }
+        publisher.telemetry("wl-malili-01", orjson.dumps(payload))
+    finally:
+        publisher.close()
+    with TestClient(create_app(settings)) as client:
+        readings = eventually(
+            lambda: _readings(client, "wl-malili-01", ts - timedelta(minutes=1)),
+            what="reading stored",
+        )
+    assert readings == [
+        {
+            "ts": ts.isoformat().replace("+00:00", "Z"),
+            "kind": "water_level",
+            "fields": {"level_cm": 143.2, "battery_v": 12.61},
+            "raw": {},
+            "seq": 41,
+            "anomaly_score": None,
+            "ts_from_arrival": False,
+        }
+    ]
+    assert ingester.running, ingester.log_tail()
+
+
+def test_simulated_gauges_reach_the_api(
+    settings: Settings, run_pantau: Callable[..., PantauProcess]
+) -> None:
+    ingester = run_pantau(["ingest"], settings)
+    eventually(lambda: "session" in ingester.log_tail(), what="ingester connected")
+    started = datetime.now(UTC) - timedelta(seconds=5)
+    gauges = default_gauges(3, seed=1)
+    sim = Simulation(settings.mqtt, gauges, interval_s=0.2, client_id="test-sim")
+    published = sim.run(duration_s=1.0)
+    assert published >= 3 * 5
+    with TestClient(create_app(settings)) as client:
+        for gauge in gauges:
+            readings = eventually(
+                lambda g=gauge: (
+                    (r := _readings(client, g.device_id, started)) and len(r) == g.seq and r
+                ),
+                what=f"all readings of {gauge.device_id}",
+            )
+            assert isinstance(readings, list)
+            assert [r["seq"] for r in readings] == list(range(1, gauge.seq + 1))
+            assert all(50 < r["fields"]["level_cm"] < 250 for r in readings)  # type: ignore[index]
+
+
+def test_api_rejects_bad_requests(settings: Settings) -> None:
+    with TestClient(create_app(settings)) as client:
+        bad_id = client.get("/readings/WL%20bad,id=1")
+        assert bad_id.status_code == 422
+        assert "device_id" in bad_id.text
+        naive = client.get("/readings/wl-1", params={"since": "2026-11-28T00:00:00"})
+        assert naive.status_code == 422
+        assert "time zone" in naive.json()["detail"]
+        backwards = client.get(
+            "/readings/wl-1",
+            params={"since": "2026-11-28T01:00:00Z", "until": "2026-11-28T00:00:00Z"},
+        )
+        assert backwards.status_code == 422
+        assert client.get("/health").json() == {"status": "ok"}
+        assert client.get("/ready").json()["ready"] is True
+
+
+def test_ingester_stops_cleanly_on_sigterm(
+    settings: Settings, run_pantau: Callable[..., PantauProcess]
+) -> None:
+    ingester = run_pantau(["ingest"], settings)
+    eventually(lambda: "session" in ingester.log_tail(), what="ingester connected")
+    started = time.monotonic()
+    assert ingester.stop(timeout_s=10) == 0, ingester.log_tail()
+    assert time.monotonic() - started < 10
+    assert "ingester stopped" in ingester.log_tail()

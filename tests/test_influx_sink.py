@@ -1,0 +1,79 @@
+"""The InfluxDB sink against a real InfluxDB: type conflicts isolated, outages waited out."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from ingest.sink import InfluxSink, SinkStoppedError
+from pantau.influxdb import InfluxClient
+from pantau.settings import InfluxSettings
+from pantau.stack.influxdb import InfluxServer
+
+
+def count(client: InfluxClient, measurement: str) -> int:
+    result = client.query(f'SELECT count("v") FROM "{measurement}"')
+    return int(result[0][0].values[0][1]) if result and result[0] else 0
+
+
+def test_a_type_conflict_dead_letters_only_the_bad_lines(influx_server: InfluxServer) -> None:
+    settings = InfluxSettings(url=influx_server.url, database="sink_conflict")
+    client = InfluxClient(settings)
+    client.ensure_database()
+    sink = InfluxSink(settings, client)
+    lines = [f"m,device_id=d{i} v={i}.0 {1_795_000_000_000 + i}" for i in range(40)]
+    lines[7] = 'm,device_id=d7 v="text" 1795000000007'
+    lines[31] = "m,device_id=d31 v=true 1795000000031"
+    refused = sink.write_batch(lines)
+    assert sorted(r.index for r in refused) == [7, 31]
+    assert all("conflict" in r.error for r in refused)
+    assert count(client, "m") == 38
+    # Writing the same batch again is idempotent: no extra points.
+    sink.write_batch([line for i, line in enumerate(lines) if i not in (7, 31)])
+    assert count(client, "m") == 38
+    sink.close()
+
+
+def test_writes_wait_for_influxdb_to_come_back(
+    influx_factory: Callable[[], InfluxServer],
+) -> None:
+    server = influx_factory()
+    settings = InfluxSettings(url=server.url, database="sink_outage", retry_max_delay_s=0.5)
+    client = InfluxClient(settings)
+    client.ensure_database()
+    health: list[bool] = []
+    sink = InfluxSink(settings, client, on_health=health.append)
+    server.stop()
+    done = threading.Event()
+    result: list[object] = []
+
+    def write() -> None:
+        result.append(sink.write_batch(["m v=1.0 1795000000000"]))
+        done.set()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    time.sleep(2.0)
+    assert not done.is_set(), "the write returned while InfluxDB was down"
+    assert health == [False]
+    server.start()
+    assert done.wait(15), "the write did not complete after InfluxDB came back"
+    assert result == [[]]
+    assert health == [False, True]
+    assert count(client, "m") == 1
+    sink.close()
+
+
+def test_stop_interrupts_a_failing_write(influx_factory: Callable[[], InfluxServer]) -> None:
+    server = influx_factory()
+    settings = InfluxSettings(url=server.url, database="sink_stop", retry_max_delay_s=0.2)
+    stop = threading.Event()
+    sink = InfluxSink(settings, stop=stop)
+    server.stop()
+    threading.Timer(0.5, stop.set).start()
+    with pytest.raises(SinkStoppedError):
+        sink.write_batch(["m v=1.0 1795000000000"])
+    sink.close()

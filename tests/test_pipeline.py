@@ -1,0 +1,163 @@
+"""The pipeline's contract, with small in-memory fakes of its own interfaces: acks only after
+the write, in arrival order; bad messages dead-lettered before their ack; nothing acked when
+the write never succeeds."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import orjson
+
+from devices.catalog import default_catalog
+from ingest.model import Inbound, Rejection, RejectReason
+from ingest.pipeline import Pipeline
+from ingest.sink import LineRejection, SinkStoppedError
+from ingest.validate import Validator
+
+NOW = 1_795_000_000_000
+
+
+class FakeSource:
+    def __init__(self, messages: list[Inbound], log: list[str]) -> None:
+        self.messages = list(messages)
+        self.log = log
+        self.acked: list[int] = []
+
+    def take(self, max_messages: int, timeout_s: float) -> list[Inbound]:
+        out, self.messages = self.messages[:max_messages], self.messages[max_messages:]
+        return out
+
+    def ack(self, messages: Sequence[Inbound]) -> int:
+        self.log.append("ack")
+        self.acked.extend(m.mid for m in messages)
+        return len(messages)
+
+
+class FakeSink:
+    def __init__(
+        self, log: list[str], refuse_containing: str | None = None, fail: bool = False
+    ) -> None:
+        self.log = log
+        self.lines: list[str] = []
+        self.refuse_containing = refuse_containing
+        self.fail = fail
+
+    def write_batch(self, lines: Sequence[str]) -> list[LineRejection]:
+        if self.fail:
+            raise SinkStoppedError("influx down and stop requested")
+        self.log.append("write")
+        refused = [
+            LineRejection(i, "type conflict")
+            for i, line in enumerate(lines)
+            if self.refuse_containing and self.refuse_containing in line
+        ]
+        self.lines.extend(
+            line for i, line in enumerate(lines) if i not in {r.index for r in refused}
+        )
+        return refused
+
+
+class FakeDeadLetters:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+        self.stored: list[Rejection] = []
+
+    def store(self, rejections: Sequence[Rejection]) -> None:
+        self.log.append("dead-letter")
+        self.stored.extend(rejections)
+
+
+def message(mid: int, payload: object, device: str = "wl-1") -> Inbound:
+    body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+    return Inbound(
+        topic=f"pantau/devices/{device}/telemetry", payload=body, mid=mid, qos=1, received_ms=NOW
+    )
+
+
+def make(
+    messages: list[Inbound],
+    sink_kwargs: dict[str, object] | None = None,
+    batch_max_points: int = 100,
+) -> tuple[Pipeline, FakeSource, FakeSink, FakeDeadLetters, list[str]]:
+    log: list[str] = []
+    source = FakeSource(messages, log)
+    sink = FakeSink(log, **(sink_kwargs or {}))  # type: ignore[arg-type]
+    dead = FakeDeadLetters(log)
+    pipeline = Pipeline(
+        source,
+        Validator(default_catalog(), future_tolerance_s=300, retention_days=400),
+        sink,
+        dead,
+        topic_prefix="pantau/devices",
+        batch_max_points=batch_max_points,
+        flush_interval_s=0.01,
+        max_payload_bytes=1024,
+        stop=threading.Event(),
+    )
+    return pipeline, source, sink, dead, log
+
+
+def test_acks_follow_the_write_in_arrival_order() -> None:
+    messages = [message(i, {"ts": NOW - i, "seq": i, "level_cm": i}) for i in range(1, 8)]
+    pipeline, source, sink, dead, log = make(messages, batch_max_points=3)
+    while pipeline.run_once(idle_wait_s=0):
+        pass
+    assert source.acked == list(range(1, 8))
+    assert len(sink.lines) == 7
+    assert log == ["write", "dead-letter", "ack"] * 3
+    assert not dead.stored
+
+
+def test_bad_messages_are_dead_lettered_before_their_ack() -> None:
+    messages = [
+        message(1, {"ts": NOW, "level_cm": 1}),
+        message(2, b"{oops"),
+        message(3, {"ts": NOW, "level_cm": float("1e9")}),
+        message(4, {"ts": NOW, "level_cm": 2}, device="BAD ID"),
+        message(5, {"ts": NOW, "level_cm": 3}),
+    ]
+    pipeline, source, sink, dead, log = make(messages)
+    pipeline.run_once(idle_wait_s=0)
+    assert source.acked == [1, 2, 3, 4, 5]
+    assert [(r.message.mid, r.reason) for r in dead.stored] == [
+        (2, RejectReason.BAD_JSON),
+        (3, RejectReason.OUT_OF_RANGE),
+        (4, RejectReason.BAD_DEVICE_ID),
+    ]
+    assert len(sink.lines) == 2
+    assert log.index("dead-letter") < log.index("ack")
+
+
+def test_lines_refused_by_storage_are_dead_lettered_and_the_rest_written() -> None:
+    messages = [
+        message(1, {"ts": NOW, "level_cm": 1}),
+        message(2, {"ts": NOW, "level_cm": 2}, device="wl-conflict"),
+        message(3, {"ts": NOW, "level_cm": 3}),
+    ]
+    pipeline, source, sink, dead, _ = make(messages, {"refuse_containing": "wl-conflict"})
+    pipeline.run_once(idle_wait_s=0)
+    assert [(r.message.mid, r.reason) for r in dead.stored] == [(2, RejectReason.STORAGE_REJECTED)]
+    assert source.acked == [1, 2, 3]
+    assert len(sink.lines) == 2
+
+
+def test_nothing_is_acked_when_the_write_never_succeeds() -> None:
+    messages = [message(i, {"ts": NOW, "level_cm": i}) for i in range(1, 4)]
+    pipeline, source, _, _, _ = make(messages, {"fail": True})
+    pipeline.run()
+    assert source.acked == []
+
+
+def test_status_messages_are_stored_and_bad_ones_rejected() -> None:
+    ok = Inbound(
+        topic="pantau/devices/wl-1/status", payload=b"offline", mid=1, qos=1, received_ms=NOW
+    )
+    bad = Inbound(
+        topic="pantau/devices/wl-1/status", payload=b"sleepy", mid=2, qos=1, received_ms=NOW
+    )
+    pipeline, source, sink, dead, _ = make([ok, bad])
+    pipeline.run_once(idle_wait_s=0)
+    assert sink.lines == [f'device_status,device_id=wl-1 state="offline" {NOW}']
+    assert [r.message.mid for r in dead.stored] == [2]
+    assert source.acked == [1, 2]

@@ -1,0 +1,90 @@
+"""`pantau up` as a user runs it: services up on its own ports, readings flowing, the API
+answering; Ctrl-C stops every process it started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pantau.stack.process import free_port
+from tests.conftest import REPO, eventually
+
+pytestmark = pytest.mark.e2e
+
+
+def processes_with_env(marker: str) -> list[int]:
+    """PIDs whose environment or command line mentions `marker` (our unique var dir)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            blob = (entry / "environ").read_bytes() + (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in blob:
+            found.append(int(entry.name))
+    return found
+
+
+def test_pantau_up_runs_the_city_and_stops_cleanly(tmp_path: Path) -> None:
+    var_dir = tmp_path / "var-up"
+    api_port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PANTAU_")}
+    env.update(
+        {
+            "PANTAU_STACK__VAR_DIR": str(var_dir),
+            "PANTAU_STACK__MOSQUITTO_PORT": str(free_port()),
+            "PANTAU_STACK__INFLUX_PORT": str(free_port()),
+            "PANTAU_STACK__INFLUX_RPC_PORT": str(free_port()),
+            "PANTAU_API__PORT": str(api_port),
+            "PANTAU_INGEST__METRICS_PORT": str(free_port()),
+            "PANTAU_INGEST__STATUS_INTERVAL_S": "1",
+            "PANTAU_SIMULATE__INTERVAL_S": "0.5",
+        }
+    )
+    log_path = tmp_path / "up.log"
+    with log_path.open("wb") as log:
+        up = subprocess.Popen(
+            [sys.executable, "-m", "pantau", "up", "--devices", "2"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        api = f"http://127.0.0.1:{api_port}"
+        since = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+
+        def readings() -> int:
+            try:
+                response = httpx.get(f"{api}/readings/wl-malili-01", params={"since": since})
+            except httpx.HTTPError:
+                return 0
+            return int(response.json()["count"]) if response.status_code == 200 else 0
+
+        eventually(lambda: readings() >= 3, timeout_s=60, what="readings through pantau up")
+        eventually(
+            lambda: "received=" in log_path.read_text(),
+            timeout_s=10,
+            what="a progress line with counts",
+        )
+        children = processes_with_env(str(var_dir))
+        assert len(children) >= 5, f"expected broker, influxd, ingest, api, simulate: {children}"
+    finally:
+        up.send_signal(signal.SIGINT)
+        code = up.wait(timeout=60)
+    assert code == 0, log_path.read_text()[-3000:]
+    time.sleep(0.2)
+    assert processes_with_env(str(var_dir)) == [], "processes left behind"
+    assert (var_dir / "mosquitto" / "mosquitto.conf").exists()
+    assert (var_dir / "influxdb" / "influxdb.conf").exists()
