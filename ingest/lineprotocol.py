@@ -2,8 +2,9 @@
 
 Rules (InfluxDB 1.x/2.x docs): measurement — escape comma and space; tag keys, tag values and
 field keys — escape comma, equals sign and space; string field values — in double quotes,
-escape double quote and backslash. Newlines cannot be escaped anywhere and NaN/±Inf cannot
-be written, so both are refused here rather than producing a line InfluxDB would misparse.
+escape double quote and backslash. Newlines cannot be escaped anywhere, backslashes in names
+are read differently by different InfluxDB versions, and NaN/±Inf cannot be written, so all
+three are refused here rather than producing a line InfluxDB would misparse.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ def _check_text(text: str, what: str) -> None:
         raise LineProtocolError(f"empty {what}")
     if "\n" in text or "\r" in text:
         raise LineProtocolError(f"newline in {what}")
-    if text.endswith("\\"):
-        # A trailing backslash would escape the delimiter that follows it.
-        raise LineProtocolError(f"trailing backslash in {what}")
+    if "\\" in text:
+        # InfluxDB versions disagree on whether two backslashes are one or two, and a trailing
+        # one would escape the delimiter after it: Pantau's names never need one.
+        raise LineProtocolError(f"backslash in {what}")
 
 
 def escape_measurement(name: str) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hyp_settings
 
 from pantau.settings import Settings, settings_to_env
 from pantau.stack.influxdb import InfluxServer
@@ -136,3 +137,9 @@ def eventually(
 
 
 __all__ = ["eventually", "make_settings", "wait_until"]
+
+# Property tests explore at random while developing; CI replays a fixed, larger exploration
+# so a red run is reproducible.
+hyp_settings.register_profile("ci", derandomize=True, max_examples=300, deadline=None)
+hyp_settings.register_profile("dev", deadline=None)
+hyp_settings.load_profile("ci" if os.environ.get("CI") else "dev")
