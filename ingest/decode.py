@@ -29,6 +29,8 @@ SENML_CONTENT_TYPES = frozenset({"application/senml+json"})
 JSON_CONTENT_TYPES = frozenset({"application/json", "text/json"})
 SECONDS_BELOW = 1e11
 _SENML_KEYS = frozenset({"bn", "bt", "bu", "bv", "bver", "n", "u", "v", "vs", "vb", "vd", "s", "t"})
+_SENML_VALUE_KEYS = frozenset({"v", "vs", "vb", "vd", "s"})
+_SENML_BASE_KEYS = frozenset({"bn", "bt", "bu", "bv", "bver"})
 _SENML_RELATIVE_BELOW = 2**28  # RFC 8428 §4.5.3: smaller times are relative to "now"
 MAX_RECORDS = 10_000
 
@@ -130,6 +132,8 @@ def decode_senml(data: Any, now_s: float) -> list[Record]:
             base_time = _senml_number(rec["bt"], "bt")
         if "bv" in rec:
             base_value = _senml_number(rec["bv"], "bv")
+        if not rec.keys() & _SENML_VALUE_KEYS and "n" not in rec and rec.keys() & _SENML_BASE_KEYS:
+            continue  # a record carrying only base fields for the ones after it
         name = base_name + _senml_str(rec.get("n", ""), "n")
         # The field is the last segment of the resolved name ("urn:dev:wl-1:level_cm").
         field = name.replace("/", ":").rsplit(":", 1)[-1]

@@ -41,6 +41,7 @@ class Reading:
     ts_from_arrival: bool = False  # the device sent no timestamp; arrival time was used
     raw: dict[str, float] = field(default_factory=dict)  # pre-calibration values, when changed
     anomaly_score: float | None = None
+    tags: tuple[tuple[str, str], ...] = ()  # extra low-cardinality tags (district, site)
 
 
 class RejectReason(enum.StrEnum):

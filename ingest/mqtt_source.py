@@ -50,6 +50,7 @@ class MqttSource:
         self.on_state_change = on_state_change
         self._queue: deque[Inbound] = deque()
         self._ready = threading.Event()
+        self._waiting = False
         self._generation = 0
         self._connected = False
         self._connects = 0
@@ -90,7 +91,7 @@ class MqttSource:
             self.settings.host,
             self.settings.port,
             keepalive=self.settings.keepalive_s,
-            clean_start=False,
+            clean_start=self.settings.clean_start,
             properties=props,
         )
         self._client.loop_start()
@@ -185,15 +186,18 @@ class MqttSource:
                 dup=bool(message.dup),
             )
         )
-        self._ready.set()
+        if self._waiting:
+            self._ready.set()
 
     # -- pipeline side ---------------------------------------------------------------------
     def take(self, max_messages: int, timeout_s: float) -> list[Inbound]:
         """Up to `max_messages` in arrival order, waiting at most `timeout_s` for the first."""
-        if not self._queue:
+        if not self._queue and timeout_s > 0:
             self._ready.clear()
-            if not self._queue:
+            self._waiting = True
+            if not self._queue:  # re-check: a message may have come before _waiting was seen
                 self._ready.wait(timeout_s)
+            self._waiting = False
         out: list[Inbound] = []
         queue = self._queue
         while queue and len(out) < max_messages:

@@ -1,16 +1,24 @@
 """The ingest pipeline: decode → validate → (reading stages) → write → dead-letter → acknowledge.
 
-One thread runs it, so acknowledgements leave in arrival order. A batch closes when it holds
-`batch_max_points` points or `flush_interval_s` after its first message; then its readings
-pass the reading stages (calibration, detection, ... — each a `ReadingStage`), go to the sink,
-rejected messages go to the dead-letter store, and only then is every message of the batch
-acknowledged. If the process dies before that, the broker redelivers the batch and the
-idempotent write absorbs the repeat.
+Two threads, so decoding the next batch overlaps writing the last one:
+- the *preparing* thread takes messages from the source, decodes and validates them, runs the
+  reading stages (calibration, detection, ... — each a `ReadingStage`) and formats points. A
+  batch closes when it holds `batch_max_points` points or `flush_interval_s` after its first
+  message; it then waits in a small bounded queue (`batches_in_flight`);
+- the *committing* thread writes a batch to the sink, stores its rejected messages as dead
+  letters, and only then acknowledges every message of the batch. Batches are committed one
+  at a time in the order they were prepared, so acknowledgements leave in arrival order.
+
+Delivery guarantee: at-least-once. If the process dies before a batch's acknowledgement, the
+broker redelivers it and the idempotent write absorbs the repeat. While the sink cannot write,
+the committing thread waits, the queue fills, the preparing thread stops taking messages, and
+the broker's Receive Maximum stops sending: memory stays bounded.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Sequence
@@ -21,9 +29,9 @@ from ingest.decode import decode_payload
 from ingest.lineprotocol import LineProtocolError, format_point
 from ingest.metrics import IngestMetrics
 from ingest.model import Inbound, Reading, RejectedError, Rejection, RejectReason
-from ingest.points import reading_to_line
+from ingest.points import PointFormatter
 from ingest.sink import LineRejection, SinkStoppedError
-from ingest.validate import Validator, parse_topic
+from ingest.validate import TopicParser, Validator
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +64,8 @@ class Batch:
     owners: list[int] = field(default_factory=list)  # message index of each reading
     status_lines: list[tuple[str, int]] = field(default_factory=list)  # (line, message index)
     rejections: list[Rejection] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)
+    line_owners: list[int] = field(default_factory=list)
     opened_at: float = 0.0
 
     @property
@@ -64,6 +74,7 @@ class Batch:
 
 
 STATUS_VALUES = frozenset({"online", "offline"})
+_STOP = object()
 
 
 class Pipeline:
@@ -78,7 +89,9 @@ class Pipeline:
         batch_max_points: int,
         flush_interval_s: float,
         max_payload_bytes: int,
+        batches_in_flight: int = 2,
         stages: Sequence[ReadingStage] = (),
+        formatter: PointFormatter | None = None,
         metrics: IngestMetrics | None = None,
         stop: threading.Event | None = None,
     ) -> None:
@@ -86,27 +99,80 @@ class Pipeline:
         self.validator = validator
         self.sink = sink
         self.dead_letters = dead_letters
-        self.topic_prefix = topic_prefix
+        self.topics = TopicParser(topic_prefix)
         self.batch_max_points = batch_max_points
         self.flush_interval_s = flush_interval_s
         self.max_payload_bytes = max_payload_bytes
         self.stages = list(stages)
+        self.formatter = formatter or PointFormatter()
         self.metrics = metrics or IngestMetrics()
         self.stop = stop or threading.Event()
+        self._ready: queue.Queue[Batch | object] = queue.Queue(maxsize=batches_in_flight)
+        self.received = 0
         self.written = 0
         self.rejected = 0
         self.acked = 0
+        self.committed = 0  # messages whose batch was committed (acked, or void after reconnect)
 
+    # -- running ----------------------------------------------------------------------------
     def run(self) -> None:
-        while not self.stop.is_set():
+        """Prepare and commit batches until `stop` is set (or the sink gives up on stop)."""
+        committer = threading.Thread(target=self._commit_loop, name="commit", daemon=True)
+        committer.start()
+        try:
+            while not self.stop.is_set():
+                batch = self.collect()
+                if batch is None:
+                    continue
+                self.prepare(batch)
+                while not self._offer(batch):
+                    if self.stop.is_set() or not committer.is_alive():
+                        return
+        finally:
+            self._offer_stop(committer)
+            committer.join()
+
+    def _offer(self, item: Batch | object) -> bool:
+        try:
+            self._ready.put(item, timeout=0.2)
+            return True
+        except queue.Full:
+            return False
+
+    def _offer_stop(self, committer: threading.Thread) -> None:
+        while committer.is_alive() and not self._offer(_STOP):
+            pass
+
+    def _commit_loop(self) -> None:
+        while True:
+            item = self._ready.get()
+            if item is _STOP:
+                return
+            assert isinstance(item, Batch)
             try:
-                self.run_once()
+                self.commit(item)
             except SinkStoppedError:
                 log.info("stopping with a batch unwritten: it stays unacknowledged")
+                self.stop.set()
+                return
+            except Exception:
+                # Never ack what may not be stored: stop, and let the broker redeliver.
+                log.exception("commit failed; stopping without acknowledging the batch")
+                self.stop.set()
                 return
 
     def run_once(self, idle_wait_s: float = 0.5) -> int:
-        """Collect, process and flush one batch. Returns the number of messages handled."""
+        """Collect, prepare and commit one batch in this thread (for tests and tools)."""
+        batch = self.collect(idle_wait_s)
+        if batch is None:
+            return 0
+        self.prepare(batch)
+        self.commit(batch)
+        return len(batch.messages)
+
+    # -- preparing thread -------------------------------------------------------------------
+    def collect(self, idle_wait_s: float = 0.5) -> Batch | None:
+        """Take messages until the batch is full or its flush interval has passed."""
         batch = Batch()
         while True:
             if batch.messages:
@@ -119,7 +185,7 @@ class Pipeline:
             messages = self.source.take(room, remaining)
             if not messages:
                 if not batch.messages:
-                    return 0
+                    return None
                 continue
             if not batch.messages:
                 batch.opened_at = time.monotonic()
@@ -127,26 +193,32 @@ class Pipeline:
                 self._accept(batch, message)
             if self.stop.is_set():
                 break
-        self._flush(batch)
-        return len(batch.messages)
+        self.received += len(batch.messages)
+        self.metrics.received.inc(len(batch.messages))
+        return batch
 
     def _accept(self, batch: Batch, message: Inbound) -> None:
         index = len(batch.messages)
         batch.messages.append(message)
+        if message.dup:
+            self.metrics.redelivered.inc()
         try:
-            topic = parse_topic(message.topic, self.topic_prefix)
-            if topic.channel == "status":
-                batch.status_lines.append((self._status_line(topic.device_id, message), index))
+            device_id, channel = self.topics.parse(message.topic)
+            if channel == "status":
+                batch.status_lines.append((self._status_line(device_id, message), index))
                 return
             records = decode_payload(
                 message.payload, message.content_type, max_bytes=self.max_payload_bytes
             )
-            readings = self.validator.validate(topic.device_id, records, message.received_ms)
+            readings = self.validator.validate(device_id, records, message.received_ms)
         except RejectedError as exc:
             batch.rejections.append(Rejection(message, exc.reason, exc.detail))
             return
         batch.readings.extend(readings)
-        batch.owners.extend([index] * len(readings))
+        if len(readings) == 1:
+            batch.owners.append(index)
+        else:
+            batch.owners.extend([index] * len(readings))
 
     def _status_line(self, device_id: str, message: Inbound) -> str:
         text = message.payload[:64].decode("utf-8", "replace").strip().strip('"').lower()
@@ -156,51 +228,59 @@ class Pipeline:
             raise RejectedError(RejectReason.BAD_SHAPE, "status must be online or offline")
         try:
             return format_point(
-                "device_status",
-                [("device_id", device_id)],
-                {"state": text},
-                message.received_ms,
+                "device_status", [("device_id", device_id)], {"state": text}, message.received_ms
             )
         except LineProtocolError as exc:
             raise RejectedError(RejectReason.BAD_SHAPE, str(exc)) from None
 
-    def _flush(self, batch: Batch) -> None:
+    def prepare(self, batch: Batch) -> None:
+        """Run the reading stages and format the points of a collected batch."""
         readings = batch.readings
         for stage in self.stages:
             readings = stage.process(readings)
-        lines: list[str] = []
-        owners: list[int] = []
         failed: set[int] = set()
+        to_line = self.formatter.line
+        lines = batch.lines
+        line_owners = batch.line_owners
         for reading, owner in zip(readings, batch.owners, strict=True):
             try:
-                lines.append(reading_to_line(reading))
-                owners.append(owner)
+                lines.append(to_line(reading))
             except LineProtocolError as exc:
                 if owner not in failed:
                     failed.add(owner)
                     batch.rejections.append(
                         Rejection(batch.messages[owner], RejectReason.STORAGE_REJECTED, str(exc))
                     )
+                continue
+            line_owners.append(owner)
         for line, owner in batch.status_lines:
             lines.append(line)
-            owners.append(owner)
+            line_owners.append(owner)
+
+    # -- committing thread ------------------------------------------------------------------
+    def commit(self, batch: Batch) -> None:
+        """Write, dead-letter, then acknowledge: the order the delivery guarantee rests on."""
         started = time.monotonic()
-        refused = self.sink.write_batch(lines)
+        refused = self.sink.write_batch(batch.lines)
         self.metrics.write_latency.observe(time.monotonic() - started)
-        self.metrics.batch_size.observe(len(lines))
+        self.metrics.batch_size.observe(len(batch.lines))
+        failed = {
+            id(r.message) for r in batch.rejections if r.reason is RejectReason.STORAGE_REJECTED
+        }
         for rejection in refused:
-            owner = owners[rejection.index]
-            if owner not in failed:
-                failed.add(owner)
+            message = batch.messages[batch.line_owners[rejection.index]]
+            if id(message) not in failed:
+                failed.add(id(message))
                 batch.rejections.append(
-                    Rejection(batch.messages[owner], RejectReason.STORAGE_REJECTED, rejection.error)
+                    Rejection(message, RejectReason.STORAGE_REJECTED, rejection.error)
                 )
         self._store_dead_letters(batch.rejections)
         acked = self.source.ack(batch.messages)
-        written = len(lines) - len(refused)
+        written = len(batch.lines) - len(refused)
         self.written += written
         self.rejected += len(batch.rejections)
         self.acked += acked
+        self.committed += len(batch.messages)
         self.metrics.written.inc(written)
         self.metrics.acked.inc(acked)
         for dead in batch.rejections:

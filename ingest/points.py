@@ -12,11 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ingest.lineprotocol import format_point
+from ingest.lineprotocol import (
+    LineProtocolError,
+    escape_key,
+    escape_measurement,
+    format_point,
+)
 from ingest.model import Reading
 
 
 def reading_to_line(reading: Reading, extra_tags: Mapping[str, str] | None = None) -> str:
+    """The reference formatting of one reading (PointFormatter must produce the same line)."""
     fields: dict[str, float | int | bool | str] = dict(reading.fields)
     for name, raw in reading.raw.items():
         fields[f"{name}_raw"] = raw
@@ -26,7 +32,67 @@ def reading_to_line(reading: Reading, extra_tags: Mapping[str, str] | None = Non
         fields["anomaly_score"] = reading.anomaly_score
     if reading.ts_from_arrival:
         fields["ts_from_arrival"] = True
-    tags = [("device_id", reading.device_id)]
+    tags = [("device_id", reading.device_id), *reading.tags]
     if extra_tags:
         tags.extend(extra_tags.items())
     return format_point(reading.kind, tags, fields, reading.ts_ms)
+
+
+class PointFormatter:
+    """Formats readings as lines on the hot path, caching escaped series keys and field names.
+
+    Produces exactly `reading_to_line`'s output (a property test holds them together); the
+    caches are bounded because series and field names are few (devices times kinds).
+    """
+
+    def __init__(self, max_cached: int = 200_000) -> None:
+        self.max_cached = max_cached
+        self._series: dict[tuple[str, str, tuple[tuple[str, str], ...]], str] = {}
+        self._keys: dict[str, str] = {}
+
+    def _series_key(self, reading: Reading) -> str:
+        key = (reading.kind, reading.device_id, reading.tags)
+        prefix = self._series.get(key)
+        if prefix is None:
+            parts = [escape_measurement(reading.kind)]
+            for tag, value in sorted([("device_id", reading.device_id), *reading.tags]):
+                if value:
+                    parts.append(f"{escape_key(tag)}={escape_key(value)}")
+            prefix = ",".join(parts)
+            if len(self._series) >= self.max_cached:
+                self._series.clear()
+            self._series[key] = prefix
+        return prefix
+
+    def _field_key(self, name: str) -> str:
+        escaped = self._keys.get(name)
+        if escaped is None:
+            escaped = escape_key(name)
+            if len(self._keys) >= self.max_cached:
+                self._keys.clear()
+            self._keys[name] = escaped
+        return escaped
+
+    def line(self, reading: Reading) -> str:
+        fk = self._field_key
+        parts = []
+        for name, value in reading.fields.items():
+            if value - value != 0.0:  # NaN or ±Inf (value - value is NaN for both)
+                raise LineProtocolError(f"{name} is not finite")
+            parts.append(f"{fk(name)}={value!r}")
+        for name, value in reading.raw.items():
+            if value - value != 0.0:
+                raise LineProtocolError(f"{name}_raw is not finite")
+            parts.append(f"{fk(name + '_raw')}={value!r}")
+        if reading.seq is not None:
+            parts.append(f"seq={reading.seq}i")
+        if reading.anomaly_score is not None:
+            score = reading.anomaly_score
+            if score - score != 0.0:
+                raise LineProtocolError("anomaly_score is not finite")
+            parts.append(f"anomaly_score={score!r}")
+        if reading.ts_from_arrival:
+            parts.append("ts_from_arrival=true")
+        if not parts:
+            raise LineProtocolError("a point needs at least one field")
+        return f"{self._series_key(reading)} {','.join(parts)} {reading.ts_ms}"

@@ -65,6 +65,7 @@ class IngestService:
             batch_max_points=settings.influx.batch_max_points,
             flush_interval_s=settings.influx.flush_interval_s,
             max_payload_bytes=settings.ingest.max_payload_bytes,
+            batches_in_flight=settings.ingest.batches_in_flight,
             metrics=self.metrics,
             stop=self.stop,
         )
@@ -128,16 +129,15 @@ class IngestService:
         while not self.stop.wait(interval):
             received = self.source.received
             written = self.pipeline.written
-            self.metrics.backlog.set(self.source.pending)
-            self.metrics.received.inc(received - last_received)
+            self.metrics.backlog.set(received - self.pipeline.committed)
             log.info(
-                "received=%d (%.0f/s) written=%d (%.0f/s) rejected=%d pending=%d mqtt=%s influx=%s",
+                "received=%d (%.0f/s) written=%d (%.0f/s) rejected=%d backlog=%d mqtt=%s influx=%s",
                 received,
                 (received - last_received) / interval,
                 written,
                 (written - last_written) / interval,
                 self.pipeline.rejected,
-                self.source.pending,
+                received - self.pipeline.committed,
                 "up" if self.source.connected else "down",
                 "up" if self.sink.healthy else "down",
             )

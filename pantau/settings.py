@@ -52,6 +52,13 @@ class MqttSettings(BaseModel):
         ),
     ] = None
     keepalive_s: Annotated[int, Field(ge=5, le=3600, description="Keepalive, seconds.")] = 30
+    clean_start: Annotated[
+        bool,
+        Field(
+            description="Start with a clean session, discarding what the broker queued while "
+            "the ingester was down. Only for demonstrating that loss; never in production.",
+        ),
+    ] = False
     session_expiry_s: Annotated[
         int,
         Field(
@@ -68,7 +75,7 @@ class MqttSettings(BaseModel):
             description="MQTT v5 Receive Maximum: QoS 1 messages the broker may have in flight "
             "to the ingester before it must wait for PUBACKs. At least the batch size.",
         ),
-    ] = 10000
+    ] = 20000
     reconnect_min_delay_s: Annotated[
         float, Field(gt=0, description="First reconnect back-off, seconds.")
     ] = 0.5
@@ -166,14 +173,15 @@ class IngestSettings(BaseModel):
     future_tolerance_s: Annotated[
         float, Field(ge=0, description="Readings further in the future are rejected, seconds.")
     ] = 300.0
-    max_pending_messages: Annotated[
+    batches_in_flight: Annotated[
         int,
         Field(
             ge=1,
-            description="Messages received but not yet acknowledged, at most. Bounds memory: "
-            "past it the ingester stops reading from the socket and the broker holds the rest.",
+            le=8,
+            description="Prepared batches that may wait for the InfluxDB writer while the next "
+            "one is decoded. Memory is bounded by mqtt.receive_maximum either way.",
         ),
-    ] = 20000
+    ] = 2
     metrics_port: Annotated[
         int,
         Field(

@@ -141,3 +141,9 @@ def test_arbitrary_json_never_crashes(value: object) -> None:
         decode_payload(payload, now_s=NOW_MS / 1000)
     except RejectedError as exc:
         assert exc.detail
+
+
+def test_senml_record_with_only_base_fields_sets_them_for_the_next() -> None:
+    pack = [{"bn": "wl-1:", "bt": 1795000000}, {"n": "level_cm", "v": 5, "t": 1}]
+    [record] = decode_payload(orjson.dumps(pack), "application/senml+json")
+    assert (record.ts_ms, record.values) == (1795000001000, {"level_cm": 5.0})

@@ -15,6 +15,8 @@ from ingest.lineprotocol import (
     format_field_value,
     format_point,
 )
+from ingest.model import Reading
+from ingest.points import PointFormatter, reading_to_line
 from pantau.influxdb import InfluxClient, quote_ident, quote_string
 from pantau.settings import InfluxSettings
 from pantau.stack.influxdb import InfluxServer
@@ -131,3 +133,34 @@ def test_hostile_values_round_trip_through_influxdb(
         assert quote_ident('a"b') == '"a\\"b"'
     finally:
         client.close()
+
+
+readings = st.builds(
+    Reading,
+    device_id=st.from_regex(r"\A[a-z0-9](?:[a-z0-9-]{0,10}[a-z0-9])?\Z"),
+    kind=st.sampled_from(["water_level", "environment", "traffic"]),
+    ts_ms=st.integers(min_value=0, max_value=2**53),
+    fields=st.dictionaries(
+        names, st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=4
+    ),
+    seq=st.none() | st.integers(min_value=0, max_value=2**62),
+    ts_from_arrival=st.booleans(),
+    raw=st.dictionaries(
+        st.sampled_from(["level_cm", "pm25_ugm3"]),
+        st.floats(allow_nan=False, allow_infinity=False),
+        max_size=2,
+    ),
+    anomaly_score=st.none() | st.floats(min_value=0, max_value=1),
+    tags=st.lists(
+        st.tuples(st.sampled_from(["district", "site"]), names),
+        max_size=2,
+        unique_by=lambda t: t[0],
+    ).map(tuple),
+)
+
+
+@given(readings)
+def test_the_fast_formatter_writes_exactly_the_reference_line(reading: Reading) -> None:
+    formatter = PointFormatter()
+    assert formatter.line(reading) == reading_to_line(reading)
+    assert formatter.line(reading) == reading_to_line(reading)  # cached path too

@@ -1,0 +1,242 @@
+"""Ingest throughput against real Mosquitto and InfluxDB, next to the bare-paho ceiling.
+
+Each phase preloads a persistent session with N QoS 1 messages while its consumer is away,
+then times how fast the consumer drains them:
+- `ceiling`: a bare paho-mqtt 2.x client (MQTT v5, QoS 1, auto-ack, no processing);
+- `ingest_json`: the real ingester (`pantau ingest` child process) on single-reading JSON
+  messages, acknowledging after InfluxDB accepted each batch;
+- `ingest_senml`: the ingester on SenML packs of 50 readings.
+The ingester's rate is read from its own /metrics (acknowledged messages, written readings).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from bench.common import write_result
+from pantau.influxdb import InfluxClient
+from pantau.mqtt_publish import WindowedPublisher
+from pantau.settings import Settings, settings_to_env
+from pantau.stack.influxdb import InfluxServer
+from pantau.stack.mosquitto import MosquittoServer
+from pantau.stack.process import ManagedProcess, free_port, wait_until
+
+REPO = Path(__file__).resolve().parents[1]
+DEVICES = 200
+TOPIC = "pantau/devices/+/telemetry"
+
+
+def _bare_client(client_id: str, receive_maximum: int) -> tuple[mqtt.Client, Properties]:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    props.ReceiveMaximum = receive_maximum
+    return client, props
+
+
+def json_messages(n: int, start_ms: int) -> list[tuple[str, bytes]]:
+    return [
+        (
+            f"pantau/devices/wl-bench-{i % DEVICES:03d}/telemetry",
+            orjson.dumps({"ts": start_ms + i, "seq": i, "level_cm": 100.0 + (i % 97) * 0.5}),
+        )
+        for i in range(n)
+    ]
+
+
+def senml_messages(n_readings: int, start_ms: int, pack: int = 50) -> list[tuple[str, bytes]]:
+    out = []
+    for m in range(n_readings // pack):
+        device = f"wl-bench-{m % DEVICES:03d}"
+        base_s = (start_ms + m * pack) / 1000
+        records: list[dict[str, Any]] = [{"bn": f"{device}:", "bt": base_s}]
+        for j in range(pack):
+            records.append({"n": "level_cm", "u": "cm", "v": 100.0 + j, "t": j / 1000})
+        out.append((f"pantau/devices/{device}/telemetry", orjson.dumps(records)))
+    return out
+
+
+def preload(mosquitto: MosquittoServer, messages: list[tuple[str, bytes]]) -> float:
+    publisher = WindowedPublisher("127.0.0.1", mosquitto.port, "bench-publisher").connect()
+    started = time.perf_counter()
+    publisher.publish_many(messages)
+    publisher.wait_all_acked(300)
+    elapsed = time.perf_counter() - started
+    publisher.close()
+    return len(messages) / elapsed
+
+
+def measure_ceiling(mosquitto: MosquittoServer, n: int, receive_maximum: int) -> dict[str, Any]:
+    client, props = _bare_client("bench-bare", receive_maximum)
+    client.connect("127.0.0.1", mosquitto.port, clean_start=True, properties=props)
+    client.subscribe(TOPIC, qos=1)
+    client.loop(1.0)
+    client.disconnect()
+    publish_rate = preload(mosquitto, json_messages(n, int(time.time() * 1000) - 2 * n))
+    received = 0
+    first = last = 0.0
+    done = threading.Event()
+
+    def on_message(c: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        nonlocal received, first, last
+        now = time.perf_counter()
+        if not received:
+            first = now
+        received += 1
+        last = now
+        if received >= n:
+            done.set()
+
+    client, props = _bare_client("bench-bare", receive_maximum)
+    client.on_message = on_message
+    client.connect("127.0.0.1", mosquitto.port, clean_start=False, properties=props)
+    client.loop_start()
+    done.wait(300)
+    client.loop_stop()
+    client.disconnect()
+    return {
+        "messages": received,
+        "messages_per_s": round(received / (last - first)) if last > first else 0,
+        "publish_messages_per_s": round(publish_rate),
+    }
+
+
+class Ingester:
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PANTAU_")}
+        env.update(settings_to_env(settings))
+        self.metrics_url = f"http://127.0.0.1:{settings.ingest.metrics_port}/metrics"
+        self.proc = ManagedProcess(
+            "ingest", [sys.executable, "-m", "pantau", "ingest"], log_path, env=env, cwd=REPO
+        )
+
+    def start(self) -> None:
+        self.proc.start()
+        wait_until(lambda: "session for" in self.proc.log_tail(), 60, "ingester", proc=self.proc)
+
+    def counters(self) -> dict[str, float]:
+        try:
+            text = httpx.get(self.metrics_url, timeout=2).text
+        except httpx.HTTPError:
+            return {}
+        values = {}
+        for line in text.splitlines():
+            if line.startswith("pantau_ingest_") and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+        return values
+
+    def rss_mb(self) -> float:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
+        return kb / 1024
+
+
+def measure_ingester(
+    settings: Settings,
+    mosquitto: MosquittoServer,
+    messages: list[tuple[str, bytes]],
+    readings_expected: int,
+    log_path: Path,
+) -> dict[str, Any]:
+    ingester = Ingester(settings, log_path)
+    ingester.start()  # creates the persistent session
+    ingester.proc.stop()
+    preload(mosquitto, messages)
+    ingester.start()
+    n = len(messages)
+    first = last = 0.0
+    acked = 0.0
+    deadline = time.monotonic() + 600
+    rss_peak = 0.0
+    while time.monotonic() < deadline:
+        counters = ingester.counters()
+        acked = counters.get("pantau_ingest_messages_acked_total", 0.0)
+        now = time.perf_counter()
+        if acked and not first:
+            first = now
+        rss_peak = max(rss_peak, ingester.rss_mb())
+        if acked >= n:
+            last = now
+            break
+        time.sleep(0.05)
+    written = ingester.counters().get("pantau_ingest_readings_written_total", 0.0)
+    ingester.proc.stop()
+    elapsed = last - first if last > first else float("nan")
+    return {
+        "messages": n,
+        "acked": int(acked),
+        "readings_written": int(written),
+        "readings_expected": readings_expected,
+        "seconds": round(elapsed, 3),
+        "messages_per_s": round(n / elapsed) if last else 0,
+        "readings_per_s": round(written / elapsed) if last else 0,
+        "rss_peak_mb": round(rss_peak, 1),
+    }
+
+
+def run(n_json: int = 100_000, n_senml_readings: int = 500_000) -> dict[str, Any]:
+    base = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=REPO / "var"))
+    mosquitto = MosquittoServer(base / "mosquitto", free_port())
+    influx = InfluxServer(base / "influxdb", free_port(), free_port())
+    mosquitto.start()
+    influx.start()
+    try:
+        settings = Settings(
+            mqtt={"url": mosquitto.url, "client_id": "bench-ingest"},  # type: ignore[arg-type]
+            influx={"url": influx.url, "database": "bench"},  # type: ignore[arg-type]
+            database={"url": f"sqlite:///{base / 'pantau.db'}"},  # type: ignore[arg-type]
+            ingest={"metrics_port": free_port(), "status_interval_s": 5},  # type: ignore[arg-type]
+        )
+        ceiling = measure_ceiling(mosquitto, n_json, settings.mqtt.receive_maximum)
+        start_ms = int(time.time() * 1000) - 3_000_000
+        ingest_json = measure_ingester(
+            settings, mosquitto, json_messages(n_json, start_ms), n_json, base / "ingest-json.log"
+        )
+        settings.mqtt.client_id = "bench-ingest-senml"
+        ingest_senml = measure_ingester(
+            settings,
+            mosquitto,
+            senml_messages(n_senml_readings, start_ms - 1_000_000),
+            n_senml_readings,
+            base / "ingest-senml.log",
+        )
+        stored = InfluxClient(settings.influx).query('SELECT count("level_cm") FROM "water_level"')
+        ratio = ingest_json["messages_per_s"] / ceiling["messages_per_s"]
+        return {
+            "ceiling_bare_paho_qos1": ceiling,
+            "ingest_json_single_reading": ingest_json,
+            "ingest_senml_pack50": ingest_senml,
+            "json_ratio_to_ceiling": round(ratio, 3),
+            "points_in_influx": stored[0][0].values[0][1] if stored and stored[0] else 0,
+            "targets": {"json_ratio_to_ceiling": 0.8, "senml_readings_per_s": 150_000},
+            "detection": "off (the detector stage is not in the pipeline yet)",
+        }
+    finally:
+        mosquitto.stop()
+        influx.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def main() -> None:
+    n_json = int(os.environ.get("PANTAU_BENCH_JSON_MESSAGES", "100000"))
+    n_senml = int(os.environ.get("PANTAU_BENCH_SENML_READINGS", "500000"))
+    write_result("ingest", run(n_json, n_senml))
+
+
+if __name__ == "__main__":
+    main()
