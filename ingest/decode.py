@@ -135,8 +135,11 @@ def decode_senml(data: Any, now_s: float) -> list[Record]:
         if not rec.keys() & _SENML_VALUE_KEYS and "n" not in rec and rec.keys() & _SENML_BASE_KEYS:
             continue  # a record carrying only base fields for the ones after it
         name = base_name + _senml_str(rec.get("n", ""), "n")
-        # The field is the last segment of the resolved name ("urn:dev:wl-1:level_cm").
-        field = name.replace("/", ":").rsplit(":", 1)[-1]
+        # The field is the last segment of the resolved name ("urn:dev:wl-1:level_cm"), the
+        # segment before it names the device, which validation compares with the topic's.
+        segments = name.replace("/", ":").rsplit(":", 2)
+        field = segments[-1]
+        source_id = segments[-2] if len(segments) > 1 else None
         if not field:
             raise RejectedError(RejectReason.BAD_SENML, f"record {index} has no name")
         if "v" in rec:
@@ -151,7 +154,11 @@ def decode_senml(data: Any, now_s: float) -> list[Record]:
         if abs(t) < _SENML_RELATIVE_BELOW:
             t = now_s + t
         ts_ms = round(t * 1000.0)
-        record = by_time.setdefault(ts_ms, Record(ts_ms=ts_ms, seq=None, values={}))
+        record = by_time.setdefault(
+            ts_ms, Record(ts_ms=ts_ms, seq=None, values={}, source_id=source_id)
+        )
+        if source_id != record.source_id:
+            raise RejectedError(RejectReason.ID_MISMATCH, "one pack names several devices")
         if field == "seq":
             record.seq = _parse_seq(value)
         elif field in record.values:

@@ -27,6 +27,7 @@ class Record:
     ts_ms: int | None
     seq: int | None
     values: dict[str, object]
+    source_id: str | None = None  # the device a SenML name claims ("urn:dev:<id>:<field>")
 
 
 @dataclass(slots=True)

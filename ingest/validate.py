@@ -135,6 +135,11 @@ class Validator:
         oldest_ms = received_ms - self.retention_ms
         readings = []
         for record in records:
+            if record.source_id is not None and record.source_id != device_id:
+                raise RejectedError(
+                    RejectReason.ID_MISMATCH,
+                    f"payload names device {record.source_id[:80]!r}, topic names {device_id!r}",
+                )
             fields: dict[str, float] = {}
             for name, value in record.values.items():
                 kind_of_value = type(value)

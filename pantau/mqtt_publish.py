@@ -43,8 +43,11 @@ class WindowedPublisher:
         self.client.max_queued_messages_set(0)
         self.client.on_publish = self._on_publish
         self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.disconnects = 0
         self._connected = threading.Event()
         self.refused: str | None = None
+        self.last_disconnect = ""
         self._lock = threading.Condition()
         self.sent = 0
         self.acked = 0
@@ -82,6 +85,20 @@ class WindowedPublisher:
                 self.window = min(self.window, int(server_max))
         self._connected.set()
 
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        # A clean-session publisher loses what was in flight: make that loud, not a hang.
+        with self._lock:
+            self.disconnects += 1
+            self.last_disconnect = str(reason_code)
+            self._lock.notify_all()
+
     def connect(self, keepalive_s: int = 30, timeout_s: float = 10.0) -> WindowedPublisher:
         self.refused = None
         self.client.connect(self.host, self.port, keepalive=keepalive_s)
@@ -95,6 +112,8 @@ class WindowedPublisher:
     def publish(self, topic: str, payload: bytes, content_type: str | None = None) -> None:
         with self._lock:
             while self.sent - self.acked >= self.window:
+                if self.disconnects:
+                    raise ConnectionError(f"broker disconnected us: {self.last_disconnect}")
                 if not self._lock.wait(timeout=30):
                     raise TimeoutError("no PUBACK for 30 s")
             self.sent += 1

@@ -117,3 +117,10 @@ def test_valid_ids_are_safe_everywhere(device_id: str) -> None:
     if is_valid_device_id(device_id):
         assert not set(device_id) & set(",= \"'\n\r\t#+/\\")
         assert parse_topic(f"{PREFIX}/{device_id}/telemetry", PREFIX).device_id == device_id
+
+
+def test_a_payload_naming_another_device_is_refused() -> None:
+    mine = Record(NOW, None, {"level_cm": 1}, source_id="wl-1")
+    assert validator.validate("wl-1", [mine], NOW)[0].fields == {"level_cm": 1.0}
+    theirs = Record(NOW, None, {"level_cm": 1}, source_id="wl-2")
+    assert reject([theirs], device_id="wl-1") == RejectReason.ID_MISMATCH

@@ -52,6 +52,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
   log-enabled = false
   write-tracing = false
   max-body-size = 50000000
+  max-row-limit = 0
 
 [logging]
   level = "warn"

@@ -1,0 +1,126 @@
+"""Helpers of the delivery fault tests: numbered messages out, stored (device, seq) back."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+
+from pantau.influxdb import InfluxClient
+from pantau.mqtt_publish import WindowedPublisher
+from pantau.settings import Settings
+
+
+def device_of(i: int, devices: int) -> str:
+    return f"wl-fault-{i % devices:02d}"
+
+
+def numbered_messages(
+    first: int, count: int, devices: int, start_ms: int
+) -> Iterator[tuple[str, bytes]]:
+    """Message i: device i % devices, seq i, device time start_ms + i (unique per device)."""
+    for i in range(first, first + count):
+        payload = {"ts": start_ms + i, "seq": i, "level_cm": 100.0 + (i % 500) / 10}
+        yield f"pantau/devices/{device_of(i, devices)}/telemetry", orjson.dumps(payload)
+
+
+class BackgroundPublisher:
+    """Publishes numbered messages from a thread, optionally paced, waiting for every PUBACK."""
+
+    def __init__(self, settings: Settings, client_id: str = "fault-publisher") -> None:
+        self.publisher = WindowedPublisher(
+            settings.mqtt.host, settings.mqtt.port, client_id, window=2000
+        ).connect()
+        self.thread: threading.Thread | None = None
+        self.published = 0
+        self.error: BaseException | None = None
+
+    def start(self, messages: Iterator[tuple[str, bytes]], rate_per_s: float | None = None) -> None:
+        def run() -> None:
+            started = time.monotonic()
+            try:
+                for topic, payload in messages:
+                    self.publisher.publish(topic, payload)
+                    self.published += 1
+                    if rate_per_s:
+                        delay = started + self.published / rate_per_s - time.monotonic()
+                        if delay > 0:
+                            time.sleep(delay)
+                self.publisher.wait_all_acked(120)
+            except BaseException as exc:  # reported by join()
+                self.error = exc
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+    def join(self, timeout_s: float = 300) -> int:
+        assert self.thread is not None
+        self.thread.join(timeout_s)
+        assert not self.thread.is_alive(), "publisher did not finish"
+        if self.error:
+            raise self.error
+        assert self.publisher.wait_all_acked(60), "broker did not acknowledge every publish"
+        return self.published
+
+    def close(self) -> None:
+        self.publisher.close()
+
+
+def stored_pairs(settings: Settings, measurement: str = "water_level") -> list[tuple[str, int]]:
+    """Every stored (device_id, seq), duplicates kept (there should be none)."""
+    with InfluxClient(settings.influx) as client:
+        try:
+            result = client.query(f'SELECT "seq", "device_id" FROM "{measurement}"')
+        except Exception:
+            return []
+    if not result or not result[0]:
+        return []
+    return [(row[2], int(row[1])) for row in result[0][0].values]
+
+
+def stored_count(settings: Settings, measurement: str = "water_level") -> int:
+    with InfluxClient(settings.influx) as client:
+        try:
+            result = client.query(f'SELECT count("seq") FROM "{measurement}"')
+        except Exception:
+            return 0
+    return int(result[0][0].values[0][1]) if result and result[0] else 0
+
+
+def wait_for_count(settings: Settings, expected: int, timeout_s: float) -> int:
+    deadline = time.monotonic() + timeout_s
+    count = 0
+    while time.monotonic() < deadline:
+        count = stored_count(settings)
+        if count >= expected:
+            return count
+        time.sleep(0.5)
+    return count
+
+
+def metrics(port: int) -> dict[str, float]:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def check_exactly_once(settings: Settings, expected: set[tuple[str, int]]) -> tuple[int, int, int]:
+    """(missing, duplicates, unexpected) between what was published-and-acked and stored."""
+    pairs = stored_pairs(settings)
+    stored = set(pairs)
+    return len(expected - stored), len(pairs) - len(stored), len(stored - expected)

@@ -1,0 +1,274 @@
+"""Delivery under faults, against real Mosquitto, InfluxDB and ingester processes.
+
+Every assertion is by sequence numbers: published-and-acknowledged minus stored = missing,
+stored rows minus distinct (device, seq) = duplicates. Runs that moved too few messages to
+prove anything fail.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pantau.influxdb import InfluxClient
+from pantau.settings import Settings
+from pantau.stack.influxdb import InfluxServer
+from pantau.stack.mosquitto import MosquittoServer
+from pantau.stack.process import free_port
+from tests.conftest import PantauProcess, eventually, make_settings
+from tests.delivery_helpers import (
+    BackgroundPublisher,
+    check_exactly_once,
+    device_of,
+    metrics,
+    numbered_messages,
+    rss_mb,
+    stored_count,
+    wait_for_count,
+)
+
+pytestmark = pytest.mark.fault
+DEVICES = 20
+
+
+def start_ingester(run_pantau: Callable[..., PantauProcess], settings: Settings) -> PantauProcess:
+    proc = run_pantau(["ingest"], settings)
+    eventually(
+        lambda: "session for" in proc.log_tail(20000), timeout_s=30, what="ingester connected"
+    )
+    return proc
+
+
+def expected_pairs(first: int, count: int) -> set[tuple[str, int]]:
+    return {(device_of(i, DEVICES), i) for i in range(first, first + count)}
+
+
+def test_kill_9_mid_stream_loses_and_duplicates_nothing(
+    settings: Settings, run_pantau: Callable[..., PantauProcess]
+) -> None:
+    total, while_down = 100_000, 5_000
+    start_ms = int(time.time() * 1000) - 3_600_000
+    ingester = start_ingester(run_pantau, settings)
+    publisher = BackgroundPublisher(settings)
+    publisher.start(numbered_messages(0, total, DEVICES, start_ms))
+    eventually(lambda: stored_count(settings) >= 10_000, timeout_s=60, what="stream flowing")
+    ingester.kill()
+    at_kill = stored_count(settings)
+    # Messages published while no ingester runs must wait in the broker for its session.
+    published = publisher.join()
+    extra = BackgroundPublisher(settings, "fault-publisher-2")
+    extra.start(numbered_messages(total, while_down, DEVICES, start_ms))
+    assert extra.join() == while_down
+    extra.close()
+    publisher.close()
+    assert published == total
+    assert 0 < at_kill < total, f"the kill was not mid-stream ({at_kill} stored)"
+    restarted = start_ingester(run_pantau, settings)
+    wait_for_count(settings, total + while_down, timeout_s=120)
+    missing, duplicates, unexpected = check_exactly_once(
+        settings, expected_pairs(0, total + while_down)
+    )
+    assert (missing, duplicates, unexpected) == (0, 0, 0)
+    assert "resumed session" in restarted.log_tail(20000)
+
+
+def test_control_a_clean_session_on_restart_loses_messages(
+    settings: Settings, run_pantau: Callable[..., PantauProcess]
+) -> None:
+    """paho's default (clean on first connect) would wipe the session: the test can see it."""
+    start_ms = int(time.time() * 1000) - 3_600_000
+    ingester = start_ingester(run_pantau, settings)
+    ingester.stop()
+    publisher = BackgroundPublisher(settings)
+    publisher.start(numbered_messages(0, 2_000, DEVICES, start_ms))
+    assert publisher.join() == 2_000
+    publisher.close()
+    wiping = settings.model_copy(deep=True)
+    wiping.mqtt.clean_start = True
+    start_ingester(run_pantau, wiping)
+    time.sleep(3)
+    missing, _, _ = check_exactly_once(settings, expected_pairs(0, 2_000))
+    assert missing == 2_000, "a clean start should have discarded the queued messages"
+
+
+def test_influxdb_down_for_60s_acks_nothing_and_loses_nothing(
+    mosquitto: MosquittoServer,
+    influx_factory: Callable[[], InfluxServer],
+    run_pantau: Callable[..., PantauProcess],
+    tmp_path: Path,
+) -> None:
+    influx = influx_factory()
+    port = free_port()
+    settings = make_settings(
+        mosquitto.url,
+        influx.url,
+        tmp_path,
+        ingest={"metrics_port": port},
+        influx={"retry_max_delay_s": 2.0},
+    )
+    start_ms = int(time.time() * 1000) - 3_600_000
+    ingester = start_ingester(run_pantau, settings)
+    rate, seconds = 800, 80
+    total = rate * seconds
+    publisher = BackgroundPublisher(settings)
+    publisher.start(numbered_messages(0, total, DEVICES, start_ms), rate_per_s=rate)
+    eventually(lambda: stored_count(settings) >= 2_000, timeout_s=30, what="stream flowing")
+    influx.stop()
+    down_at = time.monotonic()
+    time.sleep(5)  # a batch already being acknowledged may finish
+    acked_early = metrics(port)["pantau_ingest_messages_acked_total"]
+    ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+    assert ready.status_code == 503 and ready.json()["checks"]["influx"] is False
+    peak_rss = 0.0
+    while time.monotonic() - down_at < 60:
+        peak_rss = max(peak_rss, rss_mb(ingester.pid or 0))
+        time.sleep(2)
+    acked_late = metrics(port)["pantau_ingest_messages_acked_total"]
+    assert acked_late == acked_early, "messages were acknowledged while InfluxDB was down"
+    assert peak_rss < 300, f"ingester memory grew to {peak_rss:.0f} MB during the outage"
+    influx.start()
+    assert publisher.join() == total
+    publisher.close()
+    assert wait_for_count(settings, total, timeout_s=120) == total
+    assert check_exactly_once(settings, expected_pairs(0, total)) == (0, 0, 0)
+    assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+    assert ingester.running
+
+
+def test_two_ingesters_share_the_load_and_a_killed_one_loses_nothing(
+    settings: Settings, run_pantau: Callable[..., PantauProcess]
+) -> None:
+    total = 40_000
+    start_ms = int(time.time() * 1000) - 3_600_000
+    first = settings.model_copy(deep=True)
+    first.mqtt.shared_group = "pantau-ingest"
+    first.mqtt.client_id = settings.mqtt.client_id + "-a"
+    second = first.model_copy(deep=True)
+    second.mqtt.client_id = settings.mqtt.client_id + "-b"
+    a = start_ingester(run_pantau, first)
+    b = start_ingester(run_pantau, second)
+    publisher = BackgroundPublisher(settings)
+    publisher.start(numbered_messages(0, total, DEVICES, start_ms), rate_per_s=8_000)
+    eventually(lambda: stored_count(settings) >= 8_000, timeout_s=60, what="stream flowing")
+    a.kill()
+    time.sleep(2)
+    # A supervisor restarts the member; its persistent session gets back what it held.
+    start_ingester(run_pantau, first)
+    assert publisher.join() == total
+    publisher.close()
+    wait_for_count(settings, total, timeout_s=120)
+    assert check_exactly_once(settings, expected_pairs(0, total)) == (0, 0, 0)
+    assert b.running
+    written_by_b = [int(n) for n in re.findall(r"written=(\d+)", b.log_tail(200000))]
+    assert written_by_b and max(written_by_b) > 1_000, "the second member took no share"
+
+
+def poison_messages(count: int) -> list[tuple[str, bytes, str]]:
+    """(topic, payload, expected reason) of every kind of malformed message, cycling."""
+    now = int(time.time() * 1000)
+    p = "pantau/devices"
+    kinds: list[tuple[str, bytes, str]] = [
+        (f"{p}/wl-poison/telemetry", b"{not json", "bad_json"),
+        (f"{p}/wl-poison/telemetry", b'{"level_cm": "high"}', "bad_type"),
+        (f"{p}/wl-poison/telemetry", b'{"level_cm": NaN}', "not_finite"),
+        (
+            f"{p}/wl-poison/telemetry",
+            b'{"level_cm": 1, "pad": "' + b"x" * (1 << 20) + b'"}',
+            "payload_too_large",
+        ),
+        (f"{p}/wl-poison/telemetry", b'{"level_cm": 1, "colour": 2}', "unknown_kind"),
+        (f"{p}/wl-poison/telemetry", b'{"level_cm,device_id=x": 1}', "unknown_kind"),
+        (f"{p}/wl-poison/telemetry", b'{"level_cm#": 1, "level_cm+": 2}', "unknown_kind"),
+        (
+            f"{p}/wl-poison/telemetry",
+            f'{{"ts": {now + 3_600_000}, "level_cm": 1}}'.encode(),
+            "ts_future",
+        ),
+        (f"{p}/wl-poison/telemetry", b'{"ts": 0, "level_cm": 1}', "ts_too_old"),
+        (f"{p}/wl,poison=1/telemetry", b'{"level_cm": 1}', "bad_device_id"),
+        (f"{p}/wl poison/telemetry", b'{"level_cm": 1}', "bad_device_id"),
+        (f'{p}/wl"poison/telemetry', b'{"level_cm": 1}', "bad_device_id"),
+        # Control characters in a topic are refused by the broker itself; in names they come
+        # through payloads.
+        (f"{p}/wl-poison/telemetry", b'{"level\\ncm": 1}', "unknown_kind"),
+        (
+            f"{p}/wl-poison/telemetry",
+            b'[{"bn": "wl\\n1:", "n": "level_cm", "v": 1}]',
+            "id_mismatch",
+        ),
+        (f"{p}/WL-POISON/telemetry", b'{"level_cm": 1}', "bad_device_id"),
+        (f"{p}/wl-poison/status", b"exploded", "bad_shape"),
+        (f"{p}/wl-poison/telemetry", b'[{"bn": "x:", "n": "level_cm", "vs": "1"}]', "bad_type"),
+    ]
+    return [kinds[i % len(kinds)] for i in range(count)]
+
+
+def test_a_flood_of_poison_is_dead_lettered_without_stalling_good_messages(
+    mosquitto: MosquittoServer,
+    influx_server: InfluxServer,
+    run_pantau: Callable[..., PantauProcess],
+    tmp_path: Path,
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from pantau.mqtt_publish import WindowedPublisher
+
+    # An in-flight window far smaller than the flood: poison must not clog it.
+    settings = make_settings(
+        mosquitto.url, influx_server.url, tmp_path, mqtt={"receive_maximum": 100}
+    )
+    start_ms = int(time.time() * 1000) - 3_600_000
+    ingester = start_ingester(run_pantau, settings)
+    good = list(numbered_messages(0, 10_000, DEVICES, start_ms))
+    bad = poison_messages(2_000)
+    publisher = WindowedPublisher(settings.mqtt.host, settings.mqtt.port, "poison-pub").connect()
+    started = time.monotonic()
+    for i, (topic, payload) in enumerate(good):
+        publisher.publish(topic, payload)
+        if i % 5 == 0:
+            bad_topic, bad_payload, _ = bad[i // 5]
+            publisher.publish(bad_topic, bad_payload)
+    assert publisher.wait_all_acked(120)
+    publisher.close()
+    assert wait_for_count(settings, 10_000, timeout_s=120) == 10_000
+    elapsed = time.monotonic() - started
+    assert check_exactly_once(settings, expected_pairs(0, 10_000)) == (0, 0, 0)
+    with TestClient(create_app(settings)) as client:
+
+        def letters() -> list[dict[str, object]]:
+            out: list[dict[str, object]] = []
+            before = None
+            while True:
+                params: dict[str, object] = {"limit": 1000}
+                if before:
+                    params["before_id"] = before
+                page = client.get("/dead-letters", params=params).json()
+                out.extend(page)
+                if len(page) < 1000:
+                    return out
+                before = page[-1]["id"]
+
+        dead = eventually(
+            lambda: (d := letters()) and len(d) >= 2_000 and d,
+            timeout_s=30,
+            what="all poison dead-lettered",
+        )
+        assert isinstance(dead, list) and len(dead) == 2_000
+        expected = sorted(reason for _, _, reason in bad)
+        assert sorted(str(d["reason"]) for d in dead) == expected
+        by_reason = client.get(
+            "/dead-letters", params={"reason": "payload_too_large", "limit": 1000}
+        ).json()
+        assert len(by_reason) == expected.count("payload_too_large")
+        assert all(d["payload_size"] > 1 << 20 for d in by_reason)
+    with_series = InfluxClient(settings.influx).query('SHOW SERIES FROM "water_level"')
+    series = [row[0] for row in with_series[0][0].values]
+    assert len(series) == DEVICES, f"unexpected series created: {set(series)}"
+    assert ingester.running
+    assert elapsed < 90, f"good messages took {elapsed:.0f}s: the poison stalled them"
