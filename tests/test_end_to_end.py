@@ -118,3 +118,44 @@ def test_ingester_stops_cleanly_on_sigterm(
     assert ingester.stop(timeout_s=10) == 0, ingester.log_tail()
     assert time.monotonic() - started < 10
     assert "ingester stopped" in ingester.log_tail()
+
+
+def test_type_conflict_is_dead_lettered_then_replayed_after_the_fix(
+    settings: Settings, run_pantau: Callable[..., PantauProcess]
+) -> None:
+    from pantau.influxdb import InfluxClient
+
+    influx = InfluxClient(settings.influx)
+    influx.ensure_database()
+    # Someone wrote level_cm as a string: InfluxDB will now refuse our float for that series.
+    broken_ms = int(time.time() * 1000) - 60_000
+    influx.write(f'water_level,device_id=wl-conflict level_cm="broken" {broken_ms}\n'.encode())
+    ingester = run_pantau(["ingest"], settings)
+    eventually(lambda: "session" in ingester.log_tail(), what="ingester connected")
+    ts_ms = int(datetime.now(UTC).timestamp() * 1000)
+    publisher = Publisher(settings.mqtt)
+    publisher.telemetry("wl-conflict", orjson.dumps({"ts": ts_ms, "seq": 1, "level_cm": 99.5}))
+    # InfluxDB 1.x keeps one type per field and measurement (per shard): other kinds still go.
+    publisher.telemetry("env-fine", orjson.dumps({"ts": ts_ms, "seq": 1, "temperature_c": 28.5}))
+    publisher.close()
+    with TestClient(create_app(settings)) as client:
+        letters = eventually(
+            lambda: client.get("/dead-letters", params={"device_id": "wl-conflict"}).json(),
+            what="dead letter",
+        )
+        assert isinstance(letters, list) and len(letters) == 1
+        letter = letters[0]
+        assert letter["reason"] == "storage_rejected"
+        assert "conflict" in letter["detail"]
+        assert orjson.loads(letter["payload_text"])["level_cm"] == 99.5
+        since = datetime.now(UTC) - timedelta(minutes=5)
+        assert len(eventually(lambda: _readings(client, "env-fine", since), what="good")) == 1
+        # The fix: the bad string series is dropped. Then the replay stores the reading.
+        influx.execute('DROP MEASUREMENT "water_level"')
+        replay = client.post(f"/dead-letters/{letter['id']}/replay")
+        assert replay.status_code == 202, replay.text
+        assert replay.json()["replayed"]["replay_count"] == 1
+        stored = eventually(lambda: _readings(client, "wl-conflict", since), what="replayed")
+        assert isinstance(stored, list) and stored[0]["fields"] == {"level_cm": 99.5}
+        assert client.post("/dead-letters/999999/replay").status_code == 404
+    influx.close()

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from api.deps import ServicesDep
 from ingest.dead_letters import DeadLetter
 from ingest.model import RejectReason
+from pantau.mqtt_publish import WindowedPublisher
 
 router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 
@@ -67,6 +68,56 @@ def list_dead_letters(
         before_id=before_id,
     )
     return [DeadLetterOut.of(letter) for letter in letters]
+
+
+class ReplayOut(BaseModel):
+    replayed: DeadLetterOut
+    topic: str = Field(description="Where the payload was published again (QoS 1)")
+
+
+@router.post(
+    "/{dead_letter_id}/replay",
+    response_model=ReplayOut,
+    status_code=202,
+    summary="Publish a dead letter's payload again, after the cause was fixed",
+    description="The payload goes back to its original topic with QoS 1 and passes the whole "
+    "pipeline again; if it is still bad, a new dead letter records why. Payloads that were "
+    "stored truncated cannot be replayed (409).",
+)
+def replay_dead_letter(services: ServicesDep, dead_letter_id: int) -> ReplayOut:
+    letter = services.dead_letters.get(dead_letter_id)
+    if letter is None:
+        raise HTTPException(404, f"no dead letter {dead_letter_id}")
+    if letter.payload_size > len(letter.payload):
+        raise HTTPException(
+            409,
+            f"payload was truncated to {len(letter.payload)} of "
+            f"{letter.payload_size} bytes; it cannot be replayed",
+        )
+    if "+" in letter.topic or "#" in letter.topic or not letter.topic:
+        raise HTTPException(409, "the original topic cannot be published to")
+    settings = services.settings.mqtt
+    password = settings.password.get_secret_value() if settings.password else None
+    publisher = WindowedPublisher(
+        settings.host,
+        settings.port,
+        f"pantau-api-replay-{letter.id}",
+        username=settings.username,
+        password=password,
+    )
+    try:
+        publisher.connect(timeout_s=5)
+        publisher.publish(letter.topic, letter.payload, content_type=letter.content_type)
+        if not publisher.wait_all_acked(10):
+            raise HTTPException(503, "the broker did not acknowledge the replay")
+    except (OSError, TimeoutError) as exc:
+        raise HTTPException(503, f"broker unavailable: {exc}") from exc
+    finally:
+        publisher.close()
+    services.dead_letters.mark_replayed(letter.id)
+    updated = services.dead_letters.get(letter.id)
+    assert updated is not None
+    return ReplayOut(replayed=DeadLetterOut.of(updated), topic=letter.topic)
 
 
 @router.get("/{dead_letter_id}", response_model=DeadLetterOut)
