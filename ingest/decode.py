@@ -116,48 +116,65 @@ def decode_senml(data: Any, now_s: float) -> list[Record]:
     base_time = 0.0
     base_value = 0.0
     by_time: dict[int, Record] = {}
+    names: dict[str, tuple[str, str | None]] = {}  # resolved name → (field, device) of this pack
+    senml_keys = _SENML_KEYS
     for index, rec in enumerate(data):
-        if not isinstance(rec, dict):
+        if type(rec) is not dict:
             raise RejectedError(RejectReason.BAD_SENML, f"record {index} is not an object")
-        unknown = rec.keys() - _SENML_KEYS
-        if unknown:
+        keys = rec.keys()
+        if not keys <= senml_keys:
+            unknown = sorted(keys - senml_keys)[:5]
             raise RejectedError(
-                RejectReason.BAD_SENML, f"record {index} has unknown keys {sorted(unknown)[:5]}"
+                RejectReason.BAD_SENML, f"record {index} has unknown keys {unknown}"
             )
-        if "bn" in rec:
-            if not isinstance(rec["bn"], str):
-                raise RejectedError(RejectReason.BAD_SENML, "bn must be a string")
-            base_name = rec["bn"]
-        if "bt" in rec:
-            base_time = _senml_number(rec["bt"], "bt")
-        if "bv" in rec:
-            base_value = _senml_number(rec["bv"], "bv")
-        if not rec.keys() & _SENML_VALUE_KEYS and "n" not in rec and rec.keys() & _SENML_BASE_KEYS:
-            continue  # a record carrying only base fields for the ones after it
-        name = base_name + _senml_str(rec.get("n", ""), "n")
-        # The field is the last segment of the resolved name ("urn:dev:wl-1:level_cm"), the
-        # segment before it names the device, which validation compares with the topic's.
-        segments = name.replace("/", ":").rsplit(":", 2)
-        field = segments[-1]
-        source_id = segments[-2] if len(segments) > 1 else None
+        if len(keys) > 3 or "n" not in keys:  # the common record is {"n", "v", "t"}
+            if "bn" in rec:
+                if type(rec["bn"]) is not str:
+                    raise RejectedError(RejectReason.BAD_SENML, "bn must be a string")
+                base_name = rec["bn"]
+            if "bt" in rec:
+                base_time = _senml_number(rec["bt"], "bt")
+            if "bv" in rec:
+                base_value = _senml_number(rec["bv"], "bv")
+            if "n" not in keys and not keys & _SENML_VALUE_KEYS and keys & _SENML_BASE_KEYS:
+                continue  # a record carrying only base fields for the ones after it
+        n = rec.get("n", "")
+        if type(n) is not str:
+            raise RejectedError(RejectReason.BAD_SENML, "SenML n must be a string")
+        name = base_name + n
+        resolved = names.get(name)
+        if resolved is None:
+            # The field is the last segment of the resolved name ("urn:dev:wl-1:level_cm"),
+            # the segment before it names the device, which validation compares with the topic.
+            segments = name.replace("/", ":").rsplit(":", 2)
+            resolved = (segments[-1], segments[-2] if len(segments) > 1 else None)
+            names[name] = resolved
+        field, source_id = resolved
         if not field:
             raise RejectedError(RejectReason.BAD_SENML, f"record {index} has no name")
-        if "v" in rec:
-            value: object = base_value + _senml_number(rec["v"], "v")
-        elif "vs" in rec or "vb" in rec or "vd" in rec:
-            raise RejectedError(
-                RejectReason.BAD_TYPE, f"{field}: only numeric SenML values (v) are accepted"
-            )
-        else:
+        v = rec.get("v")
+        if v is None:
+            if "vs" in rec or "vb" in rec or "vd" in rec:
+                raise RejectedError(
+                    RejectReason.BAD_TYPE, f"{field}: only numeric SenML values (v) are accepted"
+                )
             raise RejectedError(RejectReason.BAD_SENML, f"record {index} has no value")
-        t = base_time + _senml_number(rec.get("t", 0), "t")
-        if abs(t) < _SENML_RELATIVE_BELOW:
+        type_v = type(v)
+        if type_v is not float and type_v is not int:
+            raise RejectedError(RejectReason.BAD_TYPE, "SenML v must be a number")
+        value = base_value + v
+        t = rec.get("t", 0)
+        type_t = type(t)
+        if type_t is not float and type_t is not int:
+            raise RejectedError(RejectReason.BAD_TYPE, "SenML t must be a number")
+        t = base_time + t
+        if -_SENML_RELATIVE_BELOW < t < _SENML_RELATIVE_BELOW:
             t = now_s + t
         ts_ms = round(t * 1000.0)
-        record = by_time.setdefault(
-            ts_ms, Record(ts_ms=ts_ms, seq=None, values={}, source_id=source_id)
-        )
-        if source_id != record.source_id:
+        record = by_time.get(ts_ms)
+        if record is None:
+            record = by_time[ts_ms] = Record(ts_ms=ts_ms, seq=None, values={}, source_id=source_id)
+        elif source_id != record.source_id:
             raise RejectedError(RejectReason.ID_MISMATCH, "one pack names several devices")
         if field == "seq":
             record.seq = _parse_seq(value)
@@ -172,12 +189,6 @@ def _senml_number(value: object, key: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise RejectedError(RejectReason.BAD_TYPE, f"SenML {key} must be a number")
     return float(value)
-
-
-def _senml_str(value: object, key: str) -> str:
-    if not isinstance(value, str):
-        raise RejectedError(RejectReason.BAD_SENML, f"SenML {key} must be a string")
-    return value
 
 
 def decode_payload(
