@@ -96,7 +96,8 @@ class DeviceBase(BaseModel):
     elevation_m: Elevation | None = None
     status: DeviceStatus = DeviceStatus.ACTIVE
     interval_s: IntervalS | None = Field(
-        None, description="Expected seconds between readings; default: the kind's, from the catalog"
+        default=None,
+        description="Expected seconds between readings; default: the kind's, from the catalog",
     )
     thresholds: Thresholds = Field(
         default_factory=dict,

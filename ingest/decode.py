@@ -131,8 +131,9 @@ def decode_senml(data: Any, now_s: float) -> list[Record]:
         if "bv" in rec:
             base_value = _senml_number(rec["bv"], "bv")
         name = base_name + _senml_str(rec.get("n", ""), "n")
-        # The field is the last segment of the resolved name ("urn:dev:wl-1:level_cm").
-        field = name.replace("/", ":").rsplit(":", 1)[-1]
+        # The field is the last segment of the resolved name ("urn:dev:wl-1:level_cm"); the
+        # segment before it, if any, names the device (checked against the topic later).
+        *head, field = name.replace("/", ":").rsplit(":", 2)[-2:]
         if not field:
             raise RejectedError(RejectReason.BAD_SENML, f"record {index} has no name")
         if "v" in rec:
@@ -148,6 +149,10 @@ def decode_senml(data: Any, now_s: float) -> list[Record]:
             t = now_s + t
         ts_ms = round(t * 1000.0)
         record = by_time.setdefault(ts_ms, Record(ts_ms=ts_ms, seq=None, values={}))
+        if head and head[0]:
+            if record.source_id is not None and record.source_id != head[0]:
+                raise RejectedError(RejectReason.ID_MISMATCH, "one SenML pack names two devices")
+            record.source_id = head[0]
         if field == "seq":
             record.seq = _parse_seq(value)
         elif field in record.values:

@@ -27,6 +27,7 @@ class Record:
     ts_ms: int | None
     seq: int | None
     values: dict[str, object]
+    source_id: str | None = None  # the device a SenML name says it is from, if it names one
 
 
 @dataclass(slots=True)
@@ -41,6 +42,7 @@ class Reading:
     ts_from_arrival: bool = False  # the device sent no timestamp; arrival time was used
     raw: dict[str, float] = field(default_factory=dict)  # pre-calibration values, when changed
     anomaly_score: float | None = None
+    tags: dict[str, str] = field(default_factory=dict)  # registry tags (district, site)
 
 
 class RejectReason(enum.StrEnum):

@@ -27,6 +27,8 @@ def reading_to_line(reading: Reading, extra_tags: Mapping[str, str] | None = Non
     if reading.ts_from_arrival:
         fields["ts_from_arrival"] = True
     tags = [("device_id", reading.device_id)]
+    if reading.tags:
+        tags.extend(sorted(reading.tags.items()))
     if extra_tags:
         tags.extend(extra_tags.items())
     return format_point(reading.kind, tags, fields, reading.ts_ms)

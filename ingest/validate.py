@@ -49,7 +49,8 @@ def parse_topic(topic: str, prefix: str) -> TopicInfo:
 
 
 # Given a device id and the field names of a message, the kind of that device (or a reason
-# why it has none). The foundation infers it from the catalog; the registry replaces this.
+# why it has none). Without a registry it is inferred from the catalog; the ingester uses
+# `ingest.calibrate.RegistryKindResolver` (unknown_device / retired_device).
 KindResolver = Callable[[str, set[str]], str]
 
 
@@ -67,9 +68,9 @@ class Validator:
         self.catalog = catalog
         self.future_tolerance_ms = int(future_tolerance_s * 1000)
         self.retention_ms = retention_days * MS_PER_DAY
-        self.kind_resolver = kind_resolver or self._kind_from_catalog
+        self.kind_resolver = kind_resolver or self.kind_from_catalog
 
-    def _kind_from_catalog(self, device_id: str, names: set[str]) -> str:
+    def kind_from_catalog(self, device_id: str, names: set[str]) -> str:
         kind = self.catalog.kind_of_fields(names)
         if kind is None:
             raise RejectedError(
@@ -82,6 +83,11 @@ class Validator:
         names: set[str] = set()
         for record in records:
             names.update(record.values)
+            if record.source_id is not None and record.source_id != device_id:
+                raise RejectedError(
+                    RejectReason.ID_MISMATCH,
+                    f"payload names device {record.source_id[:64]!r}, topic says {device_id}",
+                )
         if not names:
             raise RejectedError(RejectReason.EMPTY, "no reading fields")
         kind = self.kind_resolver(device_id, names)

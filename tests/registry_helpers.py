@@ -98,3 +98,43 @@ class MqttClient:
     def close(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+def role_tokens(url: str) -> dict[str, str]:
+    """One user per role on the database at `url`; their tokens by role name."""
+    from devices.models import Role
+    from devices.registry import Registry
+    from devices.schemas import UserCreate
+
+    migrate(url)
+    engine = make_engine(url)
+    registry = Registry(engine)
+    tokens = {}
+    for role in Role:
+        _, token = registry.create_user(
+            UserCreate(name=f"{role.value}-{uuid.uuid4().hex[:6]}", role=role)
+        )
+        tokens[role.value] = token
+    engine.dispose()
+    return tokens
+
+
+def register_devices(url: str, device_ids: list[str], kind: str = "water_level") -> dict[str, str]:
+    """Register devices on the database at `url`; their MQTT passwords by id."""
+    from devices.registry import Registry
+    from devices.schemas import DeviceCreate
+
+    migrate(url)
+    engine = make_engine(url)
+    registry = Registry(engine)
+    passwords = {}
+    for device_id in device_ids:
+        _, passwords[device_id] = registry.create_device(
+            DeviceCreate(id=device_id, kind=kind, name=device_id, district="Malili", site="test")
+        )
+    engine.dispose()
+    return passwords
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

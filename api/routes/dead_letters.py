@@ -9,11 +9,14 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from api.deps import ServicesDep
+from api.deps import ServicesDep, require
+from devices.models import Role
 from ingest.dead_letters import DeadLetter
 from ingest.model import RejectReason
 
-router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
+router = APIRouter(
+    prefix="/dead-letters", tags=["dead letters"], dependencies=[require(Role.VIEWER)]
+)
 
 
 class DeadLetterOut(BaseModel):
