@@ -55,7 +55,7 @@ def render_acl_file(accounts: list[BrokerAccount], topic_prefix: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def _write_atomically(path: Path, text: str, owner_uid: int | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as handle:
@@ -63,15 +63,23 @@ def _write_atomically(path: Path, text: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.chmod(tmp, 0o600)
+    if owner_uid is not None:  # the broker runs as another user (its container's `mosquitto`)
+        os.chown(tmp, owner_uid, -1)
     os.replace(tmp, path)
 
 
 class BrokerAuthFiles:
     """The two files of one broker, under `directory`."""
 
-    def __init__(self, directory: Path, topic_prefix: str = "pantau/devices") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        topic_prefix: str = "pantau/devices",
+        owner_uid: int | None = None,
+    ) -> None:
         self.directory = directory.resolve()
         self.topic_prefix = topic_prefix
+        self.owner_uid = owner_uid
         self.password_file = self.directory / "passwords"
         self.acl_file = self.directory / "acl"
 
@@ -86,8 +94,9 @@ class BrokerAuthFiles:
     def render(self, registry: Registry) -> int:
         """Write both files from the registry; returns how many accounts they hold."""
         accounts = registry.broker_accounts()
-        _write_atomically(self.acl_file, render_acl_file(accounts, self.topic_prefix))
-        _write_atomically(self.password_file, render_password_file(accounts))
+        acl = render_acl_file(accounts, self.topic_prefix)
+        _write_atomically(self.acl_file, acl, self.owner_uid)
+        _write_atomically(self.password_file, render_password_file(accounts), self.owner_uid)
         return len(accounts)
 
 

@@ -167,6 +167,46 @@ def render_command(
         typer.echo(line)
 
 
+@broker_app.command("sync")
+def sync_command(
+    directory: Path = typer.Argument(..., help="Where to keep `passwords` and `acl`."),
+    reload_pid: int | None = typer.Option(
+        None, "--reload-pid", help="Send this process SIGHUP after each change (the broker)."
+    ),
+    file_uid: int | None = typer.Option(
+        None, "--file-uid", help="Give the files to this user id (the broker's, if not ours)."
+    ),
+) -> None:
+    """Keep a broker's password and ACL files in step with the registry until SIGTERM: after
+    every registry change rewrite them and SIGHUP the broker. `pantau up` does this itself;
+    docker-compose runs it beside Mosquitto (shared PID namespace, `--reload-pid 1`)."""
+    import os
+    import signal
+    import threading
+
+    from devices.broker import BrokerAuthFiles, BrokerAuthSync
+    from pantau.logs import configure_logging
+
+    settings, registry = _registry()
+    configure_logging(settings.log_level, settings.display_timezone, "broker-sync")
+    files = BrokerAuthFiles(directory, settings.mqtt.topic_prefix, owner_uid=file_uid)
+
+    def reload() -> None:
+        if reload_pid is not None:
+            os.kill(reload_pid, signal.SIGHUP)
+
+    sync = BrokerAuthSync(registry, files, reload, settings.registry.broker_sync_interval_s)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.is_set():
+        try:
+            sync.sync()
+        except Exception as exc:  # keep the last files; try again next round
+            typer.echo(f"broker sync failed: {exc}", err=True)
+        stop.wait(settings.registry.broker_sync_interval_s)
+
+
 @broker_app.command("service-account")
 def service_account_command(
     username: str = typer.Argument(..., help="Contains '_' (device ids cannot): pantau_ingest."),

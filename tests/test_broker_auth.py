@@ -21,7 +21,7 @@ from devices.models import ServiceRole
 from devices.registry import Registry
 from devices.schemas import DeviceCreate
 from pantau.stack.mosquitto import MosquittoServer
-from tests.conftest import eventually
+from tests.conftest import PantauProcess, eventually, make_settings
 from tests.registry_helpers import MqttClient
 
 # CONNACK codes a refused client may get (2.0.11 answers 135 not authorised), or none.
@@ -112,3 +112,43 @@ def test_broker_enforces_the_registry(
     finally:
         for c in clients:
             c.close()
+
+
+def test_broker_sync_command_keeps_a_running_broker_in_step(
+    tmp_path: Path,
+    mosquitto_factory: Callable[..., MosquittoServer],
+    run_pantau: Callable[..., PantauProcess],
+) -> None:
+    """`pantau broker sync DIR --reload-pid PID`, the production path: a device registered
+    while everything runs can connect seconds later, a retired one cannot."""
+    settings = make_settings("mqtt://127.0.0.1:1", "http://127.0.0.1:9", tmp_path)
+    settings.registry.broker_sync_interval_s = 0.2
+    migrate(settings.database.url)
+    engine = make_engine(settings.database.url)
+    registry = Registry(engine)
+    files = BrokerAuthFiles(tmp_path / "auth")
+    files.render(registry)  # empty: nobody may connect yet
+    broker = mosquitto_factory(extra_config=files.mosquitto_config_lines())
+    assert broker.pid is not None
+    sync = run_pantau(
+        ["broker", "sync", str(files.directory), "--reload-pid", str(broker.pid)], settings
+    )
+    clients: list[MqttClient] = []
+
+    def connects(user: str, password: str) -> bool:
+        client = MqttClient(broker.port, user, password)
+        clients.append(client)
+        return client.connect() == 0
+
+    try:
+        _, password = registry.create_device(_device("wl-late"))
+        eventually(lambda: connects("wl-late", password), timeout_s=10, what="new device admitted")
+        registry.retire_device("wl-late")
+        eventually(
+            lambda: not connects("wl-late", password), timeout_s=10, what="retired device refused"
+        )
+        assert broker.process.running and sync.running, sync.log_tail()
+    finally:
+        for client in clients:
+            client.close()
+        engine.dispose()
