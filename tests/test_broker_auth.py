@@ -97,10 +97,17 @@ def test_broker_enforces_the_registry(
         assert client("wl-nobody", pw_a).connect() in REFUSED
 
         # Retire B and rotate A's secret: after the sync's SIGHUP, the old ones are refused.
-        assert client("wl-b", pw_b).connect() == 0
+        connected_b = client("wl-b", pw_b)
+        assert connected_b.connect() == 0
         registry.retire_device("wl-b")
         _, new_pw_a = registry.rotate_credentials("wl-a")
         assert sync.sync()
+        # Mosquitto re-checks connected clients on reload: B's open session is closed too.
+        eventually(
+            lambda: not connected_b.client.is_connected(),
+            timeout_s=5,
+            what="retired device's open connection closed by the reload",
+        )
         eventually(
             lambda: client("wl-b", pw_b).connect() in REFUSED,
             timeout_s=5,
