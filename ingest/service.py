@@ -84,7 +84,11 @@ class IngestService:
         self.health: HealthServer | None = None
 
     def readiness(self) -> dict[str, bool]:
-        return {"mqtt": self.source.connected, "influx": self.sink.healthy}
+        return {
+            "mqtt": self.source.connected,
+            "influx": self.sink.healthy,
+            "registry": self.directory.revision >= 0,  # loaded once; then serves its snapshot
+        }
 
     def prepare(self) -> None:
         """Wait for InfluxDB, create the database and retention policy, the SQL tables."""

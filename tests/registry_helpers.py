@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import queue
 import threading
 import uuid
@@ -11,12 +13,17 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
 
 from devices.db import make_engine, migrate
 
-POSTGRES_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+# The PostgreSQL leg's server (trust auth); each test creates and drops its own database there.
+POSTGRES_ADMIN_URL = os.environ.get(
+    "PANTAU_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 
+@functools.cache
 def postgres_reason() -> str | None:
     """None when PostgreSQL at 127.0.0.1:5432 answers; else why the PostgreSQL leg skips."""
     try:
@@ -25,7 +32,8 @@ def postgres_reason() -> str | None:
             conn.execute(text("SELECT 1"))
         engine.dispose()
     except Exception as exc:
-        return f"PostgreSQL not reachable at 127.0.0.1:5432 ({type(exc).__name__}: {exc})"[:300]
+        where = make_url(POSTGRES_ADMIN_URL).render_as_string(hide_password=True)
+        return f"PostgreSQL not reachable at {where} ({type(exc).__name__}: {exc})"[:300]
     return None
 
 
@@ -43,7 +51,7 @@ def database_url(backend: str, tmp_path: object) -> Iterator[str]:
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     try:
         migrate(url)
         yield url

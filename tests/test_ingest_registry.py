@@ -90,10 +90,14 @@ def test_senml_naming_another_device_is_an_id_mismatch() -> None:
     v = validator(require=True)
     own = b'[{"bn": "urn:dev:wl-1:", "n": "level_cm", "v": 120}]'
     assert v.validate("wl-1", decode_payload(own), now)[0].fields == {"level_cm": 120.0}
+    named = b'{"device_id": "wl-1", "level_cm": 120}'
+    assert v.validate("wl-1", decode_payload(named), now)[0].fields == {"level_cm": 120.0}
     for pack in (
         b'[{"bn": "urn:dev:wl-2:", "n": "level_cm", "v": 120}]',
         b'[{"bn": "wl-2/", "n": "level_cm", "v": 120}]',
         b'[{"bn": "wl-1/", "n": "level_cm", "v": 1}, {"bn": "wl-2/", "n": "battery_v", "v": 2}]',
+        b'{"device_id": "wl-2", "level_cm": 120}',
+        b'[{"device_id": "wl-1", "level_cm": 1}, {"device_id": "wl-2", "level_cm": 2}]',
     ):
         with pytest.raises(RejectedError) as mismatch:
             v.validate("wl-1", decode_payload(pack), now)
