@@ -30,6 +30,7 @@ from ingest.validate import DEVICE_ID_PATTERN
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 LEVEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+RESERVED_IDS = frozenset({"export", "import"})  # /devices/export, /devices/import
 
 
 def _printable(value: str) -> str:
@@ -134,6 +135,13 @@ class DeviceCreate(DeviceBase):
     @classmethod
     def _known_kind(cls, value: str) -> str:
         return check_kind(value)
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in RESERVED_IDS:
+            raise ValueError(f"{value!r} is reserved (it names an API path)")
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> DeviceCreate:

@@ -112,6 +112,9 @@ async def import_devices(
         bool, Query(description="Update devices that exist instead of reporting them")
     ] = False,
 ) -> ImportReport:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > IMPORT_MAX_BYTES:
+        raise HTTPException(413, f"body: larger than {IMPORT_MAX_BYTES} bytes")
     body = await request.body()
     if len(body) > IMPORT_MAX_BYTES:
         raise HTTPException(413, f"body: larger than {IMPORT_MAX_BYTES} bytes")
