@@ -12,7 +12,13 @@ from api.deps import AppServices
 from api.routes import dead_letters, devices, health, readings, users
 from devices.catalog import default_catalog
 from devices.db import make_engine, migrate
-from devices.registry import DuplicateError, NotFoundError, Registry, RegistryError
+from devices.registry import (
+    ConflictError,
+    DuplicateError,
+    NotFoundError,
+    Registry,
+    RegistryError,
+)
 from ingest.dead_letters import DeadLetterStore
 from pantau import __version__
 from pantau.influxdb import InfluxClient
@@ -64,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             404
             if isinstance(exc, NotFoundError)
             else 409
-            if isinstance(exc, DuplicateError)
+            if isinstance(exc, DuplicateError | ConflictError)
             else 422
         )
         return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=code)

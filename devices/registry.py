@@ -35,6 +35,7 @@ from devices.models import (
     DeviceStatus,
     MqttServiceAccount,
     RegistryRevision,
+    Role,
     ServiceRole,
     User,
     as_utc,
@@ -89,6 +90,10 @@ class DuplicateError(RegistryError):
     pass
 
 
+class ConflictError(RegistryError):
+    """The change would leave the registry in a state it must not be in."""
+
+
 @dataclass(frozen=True)
 class BrokerAccount:
     """One line of Mosquitto's password_file, and what the ACL grants it."""
@@ -105,14 +110,19 @@ class Registry:
 
     @contextmanager
     def _change(self) -> Iterator[Session]:
-        """A write transaction that bumps the registry revision when it commits."""
+        """A write transaction that bumps the registry revision.
+
+        The bump comes first: its row lock makes registry writers take turns (PostgreSQL;
+        SQLite has one writer anyway), so a check-then-change such as "not the last admin"
+        cannot interleave with another one.
+        """
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            yield session
             session.execute(
                 update(RegistryRevision)
                 .where(RegistryRevision.id == 1)
                 .values(revision=RegistryRevision.revision + 1)
             )
+            yield session
 
     def revision(self) -> int:
         with self.engine.connect() as conn:
@@ -473,11 +483,20 @@ class Registry:
             user = session.get(User, user_id)
             if user is None:
                 raise NotFoundError(f"no user {user_id}", "user_id")
+            was_admin = user.role == Role.ADMIN.value and not user.disabled
             if data.role is not None:
                 user.role = data.role.value
             if data.disabled is not None:
                 user.disabled = data.disabled
             session.flush()
+            if was_admin and (user.role != Role.ADMIN.value or user.disabled):
+                admins = session.scalar(
+                    select(func.count())
+                    .select_from(User)
+                    .where(User.role == Role.ADMIN.value, User.disabled.is_(False))
+                )
+                if not admins:
+                    raise ConflictError("the last active admin cannot be demoted or disabled")
             return UserPublic.model_validate(user)
 
     def issue_token(self, user_id: int, label: str = "") -> tuple[TokenPublic, str]:

@@ -16,7 +16,13 @@ from sqlalchemy import Engine, func, select
 from devices.credentials import verify_mosquitto_hash
 from devices.db import import_all_tables, make_engine, metadata, migrate
 from devices.models import Device, DeviceStatus, Role
-from devices.registry import DuplicateError, NotFoundError, Registry, RegistryError
+from devices.registry import (
+    ConflictError,
+    DuplicateError,
+    NotFoundError,
+    Registry,
+    RegistryError,
+)
 from devices.schemas import CalibrationCreate, DeviceCreate, DeviceUpdate, UserCreate
 from tests.registry_helpers import database_url
 
@@ -180,6 +186,10 @@ def test_users_and_tokens(registry: Registry) -> None:
         assert token not in hashes and len(hashes) == 2
     from devices.schemas import UserUpdate
 
+    with pytest.raises(ConflictError):  # the last admin stays
+        registry.update_user(user.id, UserUpdate(role=Role.VIEWER))
+    assert registry.authenticate(token) == user
+    registry.create_user(UserCreate(name="second", role=Role.ADMIN))
     registry.update_user(user.id, UserUpdate(disabled=True))
     assert registry.authenticate(token) is None
 
