@@ -125,6 +125,7 @@ def test_listing_filters_and_pages(client: TestClient) -> None:
         ({"limit": 5000}, "limit"),
         ({"offset": -1}, "offset"),
         ({"q": "x" * 101}, "q"),
+        ({"q": "x" * 20_000}, "q"),
         ({"district": "a\nb"}, "district"),
     ):
         response = client.get("/devices", params=params)
@@ -143,6 +144,7 @@ HOSTILE_IDS = [
     "wl\n1",
     "WL-1",
     "x" * 65,
+    "y" * 10_000,
     "1' OR '1'='1",
     "wl-1; DROP TABLE devices; --",
     "",
@@ -162,6 +164,7 @@ def check_hostile(client: TestClient, hostile: str) -> None:
     for field, value in (
         ("district", hostile + "\n"),
         ("name", "n" * 201),
+        ("notes", "z" * 100_000),
         ("site", "a\x00b"),
         ("latitude", 1e9),
         ("kind", hostile or "?"),
