@@ -217,3 +217,31 @@ def test_hostile_text_is_refused_and_nothing_stored(registry: Registry) -> None:
             gauge(**extra)
     with registry.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(Device)).scalar_one() == 0
+
+
+def test_a_foundation_database_is_adopted(tmp_path: Path) -> None:
+    """A database made by the foundation's create_all (dead letters, no Alembic version) is
+    upgraded in place: its dead letters stay, the registry tables appear."""
+    from sqlalchemy import insert, inspect
+
+    from ingest.dead_letters import dead_letters_table
+
+    engine = make_engine(f"sqlite:///{tmp_path}/old.db")
+    dead_letters_table.create(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            insert(dead_letters_table).values(
+                received_at=func.now(),
+                topic="t",
+                reason="empty",
+                detail="d",
+                payload=b"",
+                payload_size=0,
+                replay_count=0,
+            )
+        )
+    migrate(engine)
+    assert {"devices", "dead_letters", "alembic_version"} <= set(inspect(engine).get_table_names())
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(dead_letters_table)).scalar() == 1
+    engine.dispose()
