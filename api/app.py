@@ -5,12 +5,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from api.deps import AppServices
-from api.routes import dead_letters, health, readings
+from api.routes import dead_letters, devices, health, readings, users
 from devices.catalog import default_catalog
-from devices.db import make_engine
+from devices.db import make_engine, migrate
+from devices.registry import (
+    ConflictError,
+    DuplicateError,
+    NotFoundError,
+    Registry,
+    RegistryError,
+)
 from ingest.dead_letters import DeadLetterStore
 from pantau import __version__
 from pantau.influxdb import InfluxClient
@@ -23,14 +31,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database.url)
+        migrate(engine)
         store = DeadLetterStore(engine, settings.mqtt.topic_prefix)
-        store.create_schema()
         services = AppServices(
             settings=settings,
             influx=InfluxClient(settings.influx),
             engine=engine,
             catalog=default_catalog(),
             dead_letters=store,
+            registry=Registry(engine, default_catalog()),
         )
         app.state.services = services
         try:
@@ -43,10 +52,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Pantau",
         version=__version__,
         description="Sensor readings, devices, alerts and dead letters of Luwu Timur's "
-        "smart-city sensors. Times are UTC (RFC 3339).",
+        "smart-city sensors. Times are UTC (RFC 3339). Every route but /health and /ready "
+        "needs `Authorization: Bearer <token>` (`pantau users create NAME --role admin` "
+        "makes the first); roles: viewer reads, technician manages devices, responder handles "
+        "alerts, admin manages people and may do everything.",
         lifespan=lifespan,
     )
     app.include_router(health.router)
     app.include_router(readings.router)
     app.include_router(dead_letters.router)
+    app.include_router(dead_letters.replay_router)
+    app.include_router(devices.router)
+    app.include_router(users.router)
+
+    @app.exception_handler(RegistryError)
+    def _registry_error(request: Request, exc: RegistryError) -> JSONResponse:
+        code = (
+            404
+            if isinstance(exc, NotFoundError)
+            else 409
+            if isinstance(exc, DuplicateError | ConflictError)
+            else 422
+        )
+        return JSONResponse({"detail": str(exc), "field": exc.field}, status_code=code)
+
     return app

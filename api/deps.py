@@ -1,14 +1,24 @@
-"""Shared dependencies of the API's routes, as `Annotated` types."""
+"""Shared dependencies of the API's routes, as `Annotated` types, and who may call what.
+
+Every route declares the role it needs with `require(Role.X)` (or is listed in `PUBLIC_PATHS`);
+a bearer token is looked up by its SHA-256 in the registry. No token or an unknown, revoked or
+disabled one: 401. A valid token whose role is not enough: 403. Viewers may read; technicians
+and responders may read and do their own work; admins may do everything.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
 from devices.catalog import SensorCatalog
+from devices.models import Role
+from devices.registry import Registry
+from devices.schemas import UserPublic
 from ingest.dead_letters import DeadLetterStore
 from pantau.influxdb import InfluxClient
 from pantau.settings import Settings
@@ -23,6 +33,7 @@ class AppServices:
     engine: Engine
     catalog: SensorCatalog
     dead_letters: DeadLetterStore
+    registry: Registry
 
 
 def get_services(request: Request) -> AppServices:
@@ -31,3 +42,54 @@ def get_services(request: Request) -> AppServices:
 
 
 ServicesDep = Annotated[AppServices, Depends(get_services)]
+
+
+# Which roles satisfy a requirement: admin everything, every role can read.
+ALLOWED: dict[Role, frozenset[Role]] = {
+    Role.VIEWER: frozenset(Role),
+    Role.TECHNICIAN: frozenset({Role.TECHNICIAN, Role.ADMIN}),
+    Role.RESPONDER: frozenset({Role.RESPONDER, Role.ADMIN}),
+    Role.ADMIN: frozenset({Role.ADMIN}),
+}
+PUBLIC_PATHS = frozenset({"/health", "/ready"})
+
+_bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer pt_...`")
+
+
+def require(role: Role) -> Any:
+    """A dependency admitting a token whose role satisfies `role`; it yields that user."""
+
+    def check_role(
+        request: Request,
+        services: ServicesDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> UserPublic:
+        challenge = {"WWW-Authenticate": "Bearer"}
+        if credentials is None:
+            raise HTTPException(401, "authentication required: send a bearer token", challenge)
+        if len(credentials.credentials) > 200:
+            raise HTTPException(401, "invalid token", challenge)
+        user = services.registry.authenticate(credentials.credentials)
+        if user is None:
+            raise HTTPException(401, "invalid token", challenge)
+        if user.role not in ALLOWED[role]:
+            raise HTTPException(
+                403, f"needs the {role.value} role; {user.name} is {user.role.value}"
+            )
+        request.state.user = user
+        return user
+
+    check_role.required_role = role  # type: ignore[attr-defined]
+    return Depends(check_role)
+
+
+def required_role(dependency: Any) -> Role | None:
+    """The role a dependency callable made by `require` checks, if it is one."""
+    role = getattr(dependency, "required_role", None)
+    return role if isinstance(role, Role) else None
+
+
+Viewer = Annotated[UserPublic, require(Role.VIEWER)]
+Technician = Annotated[UserPublic, require(Role.TECHNICIAN)]
+Responder = Annotated[UserPublic, require(Role.RESPONDER)]
+Admin = Annotated[UserPublic, require(Role.ADMIN)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bench.bench_decode", "bench.bench_ingest"]
+BENCHMARKS = ["bench.bench_decode", "bench.bench_ingest", "bench.bench_registry"]
 
 
 def main() -> int:

@@ -47,3 +47,37 @@ def make_engine(url: str) -> Engine:
             cursor.close()
 
     return engine
+
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Any 64-bit number: PostgreSQL's advisory lock key serialising concurrent migrations.
+_MIGRATION_LOCK_KEY = 0x70616E746175
+
+
+def import_all_tables() -> None:
+    """Declare every table on `metadata` (they live in the modules that own them)."""
+    import devices.models  # noqa: F401
+    import ingest.dead_letters  # noqa: F401
+
+
+def migrate(engine_or_url: Engine | str, revision: str = "head") -> None:
+    """Upgrade the database to `revision` (Alembic); safe to call at every start.
+
+    The API, the ingester and `pantau up` call it; on PostgreSQL an advisory lock makes
+    processes starting together take turns instead of racing on the same DDL.
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    engine = make_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    try:
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    finally:
+        if isinstance(engine_or_url, str):
+            engine.dispose()

@@ -83,7 +83,10 @@ class DeadLetterStore:
         self.topic_prefix = topic_prefix
 
     def create_schema(self) -> None:
-        metadata.create_all(self.engine, tables=[dead_letters_table])
+        """Upgrade the whole SQL schema (Alembic), this table included."""
+        from devices.db import migrate
+
+        migrate(self.engine)
 
     def store(self, rejections: Sequence[Rejection]) -> None:
         if not rejections:

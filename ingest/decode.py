@@ -1,11 +1,12 @@
 """Decode stage: MQTT payload bytes → `Record`s, or a `RejectedError` saying why not.
 
 Accepted payloads, told apart by the MQTT v5 content type or, without one, by shape:
-- a JSON object: `{"ts": ..., "seq": 12, "level_cm": 143.2}` — one reading;
+- a JSON object: `{"ts": ..., "seq": 12, "level_cm": 143.2}` — one reading (an optional
+  `"device_id"` names its sender; the Validator checks it against the topic);
 - a JSON array of such objects — a batch of readings;
 - SenML JSON (RFC 8428, `application/senml+json`): records with `bn`, `bt`, `n`, `u`, `v`,
   `t`; records that resolve to the same time form one reading; a record named `seq` gives the
-  sequence number.
+  sequence number; a name segment before the field (`urn:dev:wl-1:level_cm`) names the sender.
 
 Timestamps (`ts` / SenML time) may be epoch milliseconds, epoch seconds or an RFC 3339 string
 with an offset. Numbers below 10^11 are seconds (10^11 ms is March 1973, 10^11 s is year 5138),
@@ -31,6 +32,7 @@ SECONDS_BELOW = 1e11
 _SENML_KEYS = frozenset({"bn", "bt", "bu", "bv", "bver", "n", "u", "v", "vs", "vb", "vd", "s", "t"})
 _SENML_VALUE_KEYS = frozenset({"v", "vs", "vb", "vd", "s"})
 _SENML_BASE_KEYS = frozenset({"bn", "bt", "bu", "bv", "bver"})
+_SENML_PLAIN_KEYS = _SENML_KEYS - _SENML_BASE_KEYS
 _SENML_RELATIVE_BELOW = 2**28  # RFC 8428 §4.5.3: smaller times are relative to "now"
 MAX_RECORDS = 10_000
 
@@ -91,10 +93,14 @@ def _object_record(obj: dict[str, Any]) -> Record:
     values = dict(obj)
     ts_raw = values.pop("ts", None)
     seq_raw = values.pop("seq", None)
+    source = values.pop("device_id", None)
+    if source is not None and not isinstance(source, str):
+        raise RejectedError(RejectReason.BAD_TYPE, "device_id must be a string")
     return Record(
         ts_ms=None if ts_raw is None else parse_timestamp_ms(ts_raw),
         seq=None if seq_raw is None else _parse_seq(seq_raw),
         values=values,
+        source_id=source,
     )
 
 
@@ -127,7 +133,7 @@ def decode_senml(data: Any, now_s: float) -> list[Record]:
             raise RejectedError(
                 RejectReason.BAD_SENML, f"record {index} has unknown keys {unknown}"
             )
-        if len(keys) > 3 or "n" not in keys:  # the common record is {"n", "v", "t"}
+        if not keys <= _SENML_PLAIN_KEYS:  # base fields to carry forward
             if "bn" in rec:
                 if type(rec["bn"]) is not str:
                     raise RejectedError(RejectReason.BAD_SENML, "bn must be a string")

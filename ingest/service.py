@@ -9,7 +9,10 @@ import time
 from types import FrameType
 
 from devices.catalog import default_catalog
-from devices.db import make_engine
+from devices.db import make_engine, migrate
+from devices.directory import DeviceDirectory
+from devices.registry import Registry
+from ingest.calibrate import CalibrationStage, DeviceTagStage, RegistryKindResolver
 from ingest.dead_letters import DeadLetterStore
 from ingest.health import HealthServer
 from ingest.metrics import IngestMetrics
@@ -51,10 +54,19 @@ class IngestService:
             subscription_topics(settings),
             on_state_change=lambda up: self.metrics.mqtt_connected.set(1 if up else 0),
         )
+        # The registry, in memory: kind and status per device, calibration, tags.
+        self.directory = DeviceDirectory(
+            Registry(self.engine, default_catalog()), settings.registry.refresh_interval_s
+        )
         self.validator = Validator(
             default_catalog(),
             future_tolerance_s=settings.ingest.future_tolerance_s,
             retention_days=settings.influx.retention_days,
+        )
+        self.validator.kind_resolver = RegistryKindResolver(
+            self.directory,
+            require_registered=settings.ingest.require_registered_devices,
+            infer=self.validator.kind_from_catalog,
         )
         self.pipeline = Pipeline(
             self.source,
@@ -66,13 +78,18 @@ class IngestService:
             flush_interval_s=settings.influx.flush_interval_s,
             max_payload_bytes=settings.ingest.max_payload_bytes,
             batches_in_flight=settings.ingest.batches_in_flight,
+            stages=[CalibrationStage(self.directory), DeviceTagStage(self.directory)],
             metrics=self.metrics,
             stop=self.stop,
         )
         self.health: HealthServer | None = None
 
     def readiness(self) -> dict[str, bool]:
-        return {"mqtt": self.source.connected, "influx": self.sink.healthy}
+        return {
+            "mqtt": self.source.connected,
+            "influx": self.sink.healthy,
+            "registry": self.directory.revision >= 0,  # loaded once; then serves its snapshot
+        }
 
     def prepare(self) -> None:
         """Wait for InfluxDB, create the database and retention policy, the SQL tables."""
@@ -87,7 +104,8 @@ class IngestService:
                 log.warning("waiting for InfluxDB at %s", self.settings.influx.url)
             self.stop.wait(1.0)
         self.metrics.influx_up.set(1)
-        self.dead_letters.create_schema()
+        migrate(self.engine)
+        self.directory.start()
 
     def run(self) -> None:
         if self.settings.ingest.metrics_port:
@@ -112,6 +130,7 @@ class IngestService:
             self.pipeline.run()
         finally:
             self.source.stop()
+            self.directory.stop()
             self.sink.close()
             if self.health:
                 self.health.stop()

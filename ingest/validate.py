@@ -70,7 +70,8 @@ class TopicParser:
 
 
 # Given a device id and the field names of a message, the kind of that device (or a reason
-# why it has none). The foundation infers it from the catalog; the registry replaces this.
+# why it has none). Without a registry it is inferred from the catalog; the ingester uses
+# `ingest.calibrate.RegistryKindResolver` (unknown_device / retired_device).
 KindResolver = Callable[[str, set[str]], str]
 
 
@@ -92,14 +93,14 @@ class Validator:
         self.catalog = catalog
         self.future_tolerance_ms = int(future_tolerance_s * 1000)
         self.retention_ms = retention_days * MS_PER_DAY
-        self.kind_resolver = kind_resolver or self._kind_from_catalog
+        self.kind_resolver = kind_resolver or self.kind_from_catalog
         self._ranges = {
             kind: {name: (spec.min, spec.max) for name, spec in catalog.all_fields(kind).items()}
             for kind in catalog.kinds
         }
         self._kind_cache: dict[frozenset[str], str | None] = {}
 
-    def _kind_from_catalog(self, device_id: str, names: set[str]) -> str:
+    def kind_from_catalog(self, device_id: str, names: set[str]) -> str:
         key = frozenset(names)
         try:
             kind = self._kind_cache[key]

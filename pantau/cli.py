@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from api.cli import register as register_api
+from devices.cli import register as register_devices
 from ingest.cli import register as register_ingest
 from pantau.stack.cli import register as register_up
 from simulators.cli import register as register_simulate
@@ -23,6 +24,7 @@ register_up(app)
 register_ingest(app)
 register_api(app)
 register_simulate(app)
+register_devices(app)
 
 
 @settings_app.command("env-example")

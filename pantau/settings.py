@@ -1,9 +1,9 @@
 """Pantau's one typed settings object.
 
 Every option lives here, nested per component (``mqtt``, ``influx``, ``database``, ``api``,
-``ingest``, ``simulate``, ``stack``), with its unit in its name and its default documented
-where it is defined. Values come from the environment with the prefix ``PANTAU_`` and ``__``
-between levels (``PANTAU_INFLUX__BATCH_MAX_POINTS=5000``), or from a ``.env`` file.
+``ingest``, ``registry``, ``simulate``, ``stack``), with its unit in its name and its default
+documented where it is defined. Values come from the environment with the prefix ``PANTAU_``
+and ``__`` between levels (``PANTAU_INFLUX__BATCH_MAX_POINTS=5000``), or from a ``.env`` file.
 
 Components receive their slice through their constructor; no stage reads the environment.
 ``.env.example`` is generated from this module (``pantau settings env-example``).
@@ -33,6 +33,15 @@ class MqttSettings(BaseModel):
         str | None, Field(description="Username for the ingester's connection (none: anonymous).")
     ] = None
     password: Annotated[SecretStr | None, Field(description="Password for `username`.")] = None
+    auth: Annotated[
+        bool,
+        Field(
+            description="Broker access control from the registry. On: the stack's Mosquitto "
+            "refuses anonymous clients, gets a password_file and acl_file rendered from the "
+            "registry (each device may publish only under <prefix>/<its id>/), and the "
+            "ingester, API and simulators get service accounts of their own. Off: anonymous."
+        ),
+    ] = True
     client_id: Annotated[
         str,
         Field(
@@ -194,6 +203,35 @@ class IngestSettings(BaseModel):
     status_interval_s: Annotated[
         float, Field(gt=0, description="How often the ingester logs its counts, seconds.")
     ] = 5.0
+    require_registered_devices: Annotated[
+        bool,
+        Field(
+            description="True: a message from a device missing from the registry is "
+            "dead-lettered (unknown_device). False: its kind is inferred from its fields by the "
+            "catalog, as before the registry existed (development, migration)."
+        ),
+    ] = True
+
+
+class RegistrySettings(BaseModel):
+    """The device registry: how its changes reach a running ingester and broker."""
+
+    refresh_interval_s: Annotated[
+        float,
+        Field(
+            gt=0,
+            description="How often a running ingester checks the registry's revision and "
+            "reloads its in-memory device directory when it changed, seconds.",
+        ),
+    ] = 2.0
+    broker_sync_interval_s: Annotated[
+        float,
+        Field(
+            gt=0,
+            description="How often `pantau up` re-renders Mosquitto's password and ACL files "
+            "after a registry change and reloads the broker (SIGHUP), seconds.",
+        ),
+    ] = 2.0
 
 
 class SimulateSettings(BaseModel):
@@ -249,6 +287,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    registry: RegistrySettings = Field(default_factory=RegistrySettings)
     simulate: SimulateSettings = Field(default_factory=SimulateSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     display_timezone: Annotated[

@@ -147,3 +147,13 @@ def test_senml_record_with_only_base_fields_sets_them_for_the_next() -> None:
     pack = [{"bn": "wl-1:", "bt": 1795000000}, {"n": "level_cm", "v": 5, "t": 1}]
     [record] = decode_payload(orjson.dumps(pack), "application/senml+json")
     assert (record.ts_ms, record.values) == (1795000001000, {"level_cm": 5.0})
+
+
+@pytest.mark.parametrize(
+    "first", [{"bn": "wl-9:", "n": "level_cm", "v": 1}, {"bn": "wl-9:", "v": 1, "n": "level_cm"}]
+)
+def test_senml_base_name_on_a_short_first_record_names_the_device(first: dict[str, object]) -> None:
+    records = decode_payload(
+        orjson.dumps([first, {"n": "level_cm", "v": 2, "t": 1}]), None, now_s=NOW_MS / 1000
+    )
+    assert [r.source_id for r in records] == ["wl-9", "wl-9"]

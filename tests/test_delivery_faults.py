@@ -31,12 +31,25 @@ from tests.delivery_helpers import (
     stored_count,
     wait_for_count,
 )
+from tests.registry_helpers import register_devices
 
 pytestmark = pytest.mark.fault
 DEVICES = 20
 
 
+_registered: set[str] = set()
+
+
+def register_fleet(settings: Settings) -> None:
+    """The devices these tests publish as, in the test's registry (once per database)."""
+    if settings.database.url not in _registered:
+        ids = [device_of(i, DEVICES) for i in range(DEVICES)] + ["wl-poison"]
+        register_devices(settings.database.url, ids)
+        _registered.add(settings.database.url)
+
+
 def start_ingester(run_pantau: Callable[..., PantauProcess], settings: Settings) -> PantauProcess:
+    register_fleet(settings)
     proc = run_pantau(["ingest"], settings)
     eventually(
         lambda: "session for" in proc.log_tail(20000), timeout_s=30, what="ingester connected"
@@ -181,9 +194,10 @@ def poison_messages(count: int) -> list[tuple[str, bytes, str]]:
             b'{"level_cm": 1, "pad": "' + b"x" * (1 << 20) + b'"}',
             "payload_too_large",
         ),
-        (f"{p}/wl-poison/telemetry", b'{"level_cm": 1, "colour": 2}', "unknown_kind"),
-        (f"{p}/wl-poison/telemetry", b'{"level_cm,device_id=x": 1}', "unknown_kind"),
-        (f"{p}/wl-poison/telemetry", b'{"level_cm#": 1, "level_cm+": 2}', "unknown_kind"),
+        (f"{p}/wl-poison/telemetry", b'{"level_cm": 1, "colour": 2}', "unknown_field"),
+        (f"{p}/wl-poison/telemetry", b'{"level_cm,device_id=x": 1}', "unknown_field"),
+        (f"{p}/wl-poison/telemetry", b'{"level_cm#": 1, "level_cm+": 2}', "unknown_field"),
+        (f"{p}/wl-stranger/telemetry", b'{"level_cm": 1}', "unknown_device"),
         (
             f"{p}/wl-poison/telemetry",
             f'{{"ts": {now + 3_600_000}, "level_cm": 1}}'.encode(),
@@ -195,7 +209,7 @@ def poison_messages(count: int) -> list[tuple[str, bytes, str]]:
         (f'{p}/wl"poison/telemetry', b'{"level_cm": 1}', "bad_device_id"),
         # Control characters in a topic are refused by the broker itself; in names they come
         # through payloads.
-        (f"{p}/wl-poison/telemetry", b'{"level\\ncm": 1}', "unknown_kind"),
+        (f"{p}/wl-poison/telemetry", b'{"level\\ncm": 1}', "unknown_field"),
         (
             f"{p}/wl-poison/telemetry",
             b'[{"bn": "wl\\n1:", "n": "level_cm", "v": 1}]',

@@ -18,6 +18,7 @@ from pantau.settings import Settings
 from simulators.runner import Simulation, default_gauges
 from tests.conftest import PantauProcess, eventually
 from tests.mqtt_helpers import Publisher
+from tests.registry_helpers import bearer, register_devices, role_tokens
 
 pytestmark = pytest.mark.e2e
 
@@ -32,6 +33,8 @@ def _readings(client: TestClient, device_id: str, since: datetime) -> list[dict[
 def test_published_reading_is_returned_by_the_api(
     settings: Settings, run_pantau: Callable[..., PantauProcess]
 ) -> None:
+    register_devices(settings.database.url, ["wl-malili-01"])
+    token = role_tokens(settings.database.url)["viewer"]
     ingester = run_pantau(["ingest"], settings)
     ts = datetime.now(UTC).replace(microsecond=123000)
     publisher = Publisher(settings.mqtt)
@@ -50,7 +53,7 @@ def test_published_reading_is_returned_by_the_api(
         publisher.telemetry("wl-malili-01", orjson.dumps(payload))
     finally:
         publisher.close()
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=bearer(token)) as client:
         readings = eventually(
             lambda: _readings(client, "wl-malili-01", ts - timedelta(minutes=1)),
             what="reading stored",
@@ -72,14 +75,16 @@ def test_published_reading_is_returned_by_the_api(
 def test_simulated_gauges_reach_the_api(
     settings: Settings, run_pantau: Callable[..., PantauProcess]
 ) -> None:
+    gauges = default_gauges(3, seed=1)
+    register_devices(settings.database.url, [g.device_id for g in gauges])
+    token = role_tokens(settings.database.url)["viewer"]
     ingester = run_pantau(["ingest"], settings)
     eventually(lambda: "session" in ingester.log_tail(), what="ingester connected")
     started = datetime.now(UTC) - timedelta(seconds=5)
-    gauges = default_gauges(3, seed=1)
     sim = Simulation(settings.mqtt, gauges, interval_s=0.2, client_id="test-sim")
     published = sim.run(duration_s=1.0)
     assert published >= 3 * 5
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=bearer(token)) as client:
         for gauge in gauges:
             readings = eventually(
                 lambda g=gauge: (
@@ -93,7 +98,8 @@ def test_simulated_gauges_reach_the_api(
 
 
 def test_api_rejects_bad_requests(settings: Settings) -> None:
-    with TestClient(create_app(settings)) as client:
+    token = role_tokens(settings.database.url)["viewer"]
+    with TestClient(create_app(settings), headers=bearer(token)) as client:
         bad_id = client.get("/readings/WL%20bad,id=1")
         assert bad_id.status_code == 422
         assert "device_id" in bad_id.text
@@ -125,6 +131,9 @@ def test_type_conflict_is_dead_lettered_then_replayed_after_the_fix(
 ) -> None:
     from pantau.influxdb import InfluxClient
 
+    register_devices(settings.database.url, ["wl-conflict"])
+    register_devices(settings.database.url, ["env-fine"], kind="environment")
+    token = role_tokens(settings.database.url)["technician"]
     influx = InfluxClient(settings.influx)
     influx.ensure_database()
     # Someone wrote level_cm as a string: InfluxDB will now refuse our float for that series.
@@ -138,7 +147,7 @@ def test_type_conflict_is_dead_lettered_then_replayed_after_the_fix(
     # InfluxDB 1.x keeps one type per field and measurement (per shard): other kinds still go.
     publisher.telemetry("env-fine", orjson.dumps({"ts": ts_ms, "seq": 1, "temperature_c": 28.5}))
     publisher.close()
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=bearer(token)) as client:
         letters = eventually(
             lambda: client.get("/dead-letters", params={"device_id": "wl-conflict"}).json(),
             what="dead letter",

@@ -16,6 +16,7 @@ import pytest
 
 from pantau.stack.process import free_port
 from tests.conftest import REPO, eventually
+from tests.registry_helpers import MqttClient
 
 pytestmark = pytest.mark.e2e
 
@@ -65,9 +66,33 @@ def test_pantau_up_runs_the_city_and_stops_cleanly(tmp_path: Path) -> None:
         api = f"http://127.0.0.1:{api_port}"
         since = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
 
+        def api_up() -> bool:
+            try:
+                return httpx.get(f"{api}/health").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        eventually(api_up, timeout_s=60, what="the API of pantau up")
+        # Readings need a token: make a viewer the way an operator would.
+        created = subprocess.run(
+            [sys.executable, "-m", "pantau", "users", "create", "tester", "--role", "viewer"],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        headers = {"Authorization": f"Bearer {created.stdout.strip()}"}
+        assert httpx.get(f"{api}/readings/wl-malili-01").status_code == 401
+        anonymous = MqttClient(int(env["PANTAU_STACK__MOSQUITTO_PORT"]), None, None)
+        assert anonymous.connect() in (134, 135, -1), "the stack's broker let anonymous in"
+        anonymous.close()
+
         def readings() -> int:
             try:
-                response = httpx.get(f"{api}/readings/wl-malili-01", params={"since": since})
+                response = httpx.get(
+                    f"{api}/readings/wl-malili-01", params={"since": since}, headers=headers
+                )
             except httpx.HTTPError:
                 return 0
             return int(response.json()["count"]) if response.status_code == 200 else 0
@@ -87,4 +112,9 @@ def test_pantau_up_runs_the_city_and_stops_cleanly(tmp_path: Path) -> None:
     time.sleep(0.2)
     assert processes_with_env(str(var_dir)) == [], "processes left behind"
     assert (var_dir / "mosquitto" / "mosquitto.conf").exists()
+    # The stack's broker ran with access control from the registry (PANTAU_MQTT__AUTH=true).
+    conf = (var_dir / "mosquitto" / "mosquitto.conf").read_text()
+    assert "allow_anonymous false" in conf and "acl_file" in conf
+    passwords = (var_dir / "mosquitto" / "auth" / "passwords").read_text()
+    assert "wl-malili-01:$7$" in passwords and "pantau_ingest:$7$" in passwords
     assert (var_dir / "influxdb" / "influxdb.conf").exists()

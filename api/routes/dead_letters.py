@@ -9,12 +9,15 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from api.deps import ServicesDep
+from api.deps import ServicesDep, require
+from devices.models import Role
 from ingest.dead_letters import DeadLetter
 from ingest.model import RejectReason
 from pantau.mqtt_publish import WindowedPublisher
 
-router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
+router = APIRouter(
+    prefix="/dead-letters", tags=["dead letters"], dependencies=[require(Role.VIEWER)]
+)
 
 
 class DeadLetterOut(BaseModel):
@@ -75,7 +78,13 @@ class ReplayOut(BaseModel):
     topic: str = Field(description="Where the payload was published again (QoS 1)")
 
 
-@router.post(
+# Replaying changes what is stored, so it takes a technician, not a viewer.
+replay_router = APIRouter(
+    prefix="/dead-letters", tags=["dead letters"], dependencies=[require(Role.TECHNICIAN)]
+)
+
+
+@replay_router.post(
     "/{dead_letter_id}/replay",
     response_model=ReplayOut,
     status_code=202,

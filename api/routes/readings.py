@@ -8,11 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
-from api.deps import ServicesDep
+from api.deps import ServicesDep, require
+from devices.models import Role
 from ingest.validate import DEVICE_ID_PATTERN
 from pantau.influxdb import InfluxError, quote_ident, quote_string
 
-router = APIRouter(tags=["readings"])
+router = APIRouter(tags=["readings"], dependencies=[require(Role.VIEWER)])
 
 _META_COLUMNS = {"time", "device_id", "district", "site", "seq", "anomaly_score", "ts_from_arrival"}
 

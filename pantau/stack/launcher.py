@@ -2,12 +2,22 @@
 
 Starts Mosquitto and InfluxDB (unless PANTAU_MQTT__URL / PANTAU_INFLUX__URL name existing
 servers) with configs and data under `var/`, waits until each is healthy, then starts the
-ingester, the API and the simulators as child processes. On Ctrl-C or SIGTERM — or when any
-child dies — it stops them all in reverse order, by PID, and leaves no process behind.
+ingester, the API and the simulators as child processes.
+
+Before that it migrates the SQL schema and registers the simulated devices. With
+`PANTAU_MQTT__AUTH=true` (the default) the stack's own broker refuses anonymous clients: its
+password and ACL files are rendered from the registry under `var/mosquitto/auth/`, the
+ingester, the API and the simulators get service accounts with passwords made fresh at every
+start (only their hashes are stored; the plaintext reaches each child in its environment), and
+a sync thread re-renders the files and reloads the broker (SIGHUP) after any registry change.
+
+On Ctrl-C or SIGTERM — or when any child dies — it stops them all in reverse order, by PID,
+and leaves no process behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -18,6 +28,17 @@ from types import FrameType
 
 import httpx
 
+from devices.broker import (
+    API_USER,
+    INGESTER_USER,
+    SIMULATOR_USER,
+    BrokerAuthFiles,
+    BrokerAuthSync,
+)
+from devices.db import make_engine, migrate
+from devices.models import ServiceRole
+from devices.registry import DuplicateError, Registry
+from devices.schemas import DeviceCreate
 from pantau.settings import Settings, settings_to_env
 from pantau.stack.influxdb import InfluxServer
 from pantau.stack.mosquitto import MosquittoServer
@@ -38,6 +59,45 @@ class LocalStack:
         self.influx: InfluxServer | None = None
         self.apps: list[ManagedProcess] = []
         self.stop_event = threading.Event()
+        self.engine = make_engine(settings.database.url)
+        self.registry = Registry(self.engine)
+        self.auth_files = BrokerAuthFiles(
+            self.var_dir / "mosquitto" / "auth", settings.mqtt.topic_prefix
+        )
+        self.auth_sync: BrokerAuthSync | None = None
+        self.mqtt_credentials: dict[str, tuple[str, str]] = {}  # child name → (user, password)
+
+    @property
+    def broker_auth(self) -> bool:
+        """The stack runs its own broker with access control from the registry."""
+        return self.settings.mqtt.auth and not self.settings.mqtt_is_external()
+
+    def prepare_registry(self) -> None:
+        """Migrate, register the simulated devices, make service accounts, render the files."""
+        migrate(self.engine)
+        if self.simulators:
+            from simulators.runner import default_gauges
+
+            for gauge in default_gauges(self.simulator_devices, self.settings.simulate.seed):
+                with contextlib.suppress(DuplicateError):
+                    self.registry.create_device(
+                        DeviceCreate(
+                            id=gauge.device_id,
+                            kind="water_level",
+                            name=f"Simulated gauge {gauge.device_id}",
+                            site="simulator",
+                            notes="registered by `pantau up` for its simulator",
+                        )
+                    )
+        if not self.broker_auth:
+            return
+        for child, user, role in (
+            ("ingest", INGESTER_USER, ServiceRole.INGESTER),
+            ("api", API_USER, ServiceRole.PUBLISHER),
+            ("simulate", SIMULATOR_USER, ServiceRole.PUBLISHER),
+        ):
+            self.mqtt_credentials[child] = (user, self.registry.set_service_account(user, role))
+        self.auth_files.render(self.registry)
 
     def child_env(self) -> dict[str, str]:
         """The environment of Pantau's own children: every URL resolved, paths absolute."""
@@ -53,9 +113,20 @@ class LocalStack:
             log.info("using the existing broker at %s", self.settings.mqtt.url)
         else:
             self.mosquitto = MosquittoServer(
-                self.var_dir / "mosquitto", self.settings.stack.mosquitto_port
+                self.var_dir / "mosquitto",
+                self.settings.stack.mosquitto_port,
+                extra_config=self.auth_files.mosquitto_config_lines() if self.broker_auth else [],
             )
             self.mosquitto.start(timeout)
+            if self.broker_auth:
+                self.auth_sync = BrokerAuthSync(
+                    self.registry,
+                    self.auth_files,
+                    self.mosquitto.reload,
+                    self.settings.registry.broker_sync_interval_s,
+                )
+                self.auth_sync.revision = self.registry.revision()  # just rendered
+                self.auth_sync.start()
         if self.settings.influx_is_external():
             log.info("using the existing InfluxDB at %s", self.settings.influx.url)
         else:
@@ -68,9 +139,12 @@ class LocalStack:
 
     def _pantau(self, name: str, *args: str) -> ManagedProcess:
         argv = [sys.executable, "-m", "pantau", name, *args]
-        return ManagedProcess(
-            name, argv, self.var_dir / "log" / f"{name}.log", env=self.child_env()
-        )
+        env = self.child_env()
+        if name in self.mqtt_credentials:
+            user, password = self.mqtt_credentials[name]
+            env["PANTAU_MQTT__USERNAME"] = user
+            env["PANTAU_MQTT__PASSWORD"] = password
+        return ManagedProcess(name, argv, self.var_dir / "log" / f"{name}.log", env=env)
 
     def start_apps(self) -> None:
         ingest = self._pantau("ingest")
@@ -92,9 +166,12 @@ class LocalStack:
     def stop(self) -> None:
         for proc in reversed(self.apps):
             proc.stop()
+        if self.auth_sync is not None:
+            self.auth_sync.stop()
         for server in (self.mosquitto, self.influx):
             if server is not None:
                 server.stop()
+        self.engine.dispose()
 
     def run(self) -> int:
         """Start everything, report every few seconds, stop on a signal or a dead child."""
@@ -106,6 +183,7 @@ class LocalStack:
         signal.signal(signal.SIGTERM, on_signal)
         code = 0
         try:
+            self.prepare_registry()
             self.start_services()
             self.start_apps()
             log.info("stack up; logs in %s; Ctrl-C stops everything", self.var_dir / "log")

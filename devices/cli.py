@@ -1,0 +1,231 @@
+"""`pantau devices ...`, `pantau users ...`, `pantau broker ...`: the registry from a shell.
+
+Every command migrates the configured database first, so it works on a fresh install.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from pydantic import ValidationError
+
+from pantau.settings import Settings
+
+if TYPE_CHECKING:
+    from devices.registry import Registry
+
+devices_app = typer.Typer(help="The device registry.", no_args_is_help=True)
+users_app = typer.Typer(help="People and their API tokens.", no_args_is_help=True)
+broker_app = typer.Typer(
+    help="Broker credentials rendered from the registry.", no_args_is_help=True
+)
+
+
+def _registry() -> tuple[Settings, Registry]:
+    from devices.db import make_engine, migrate
+    from devices.registry import Registry
+
+    settings = Settings()
+    engine = make_engine(settings.database.url)
+    migrate(engine)
+    return settings, Registry(engine)
+
+
+@devices_app.command("import")
+def import_command(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV file to import."),
+    update_existing: bool = typer.Option(
+        False, "--update-existing", help="Update devices that exist instead of reporting them."
+    ),
+    credentials_out: Path | None = typer.Option(
+        None,
+        "--credentials-out",
+        help="Write new devices' MQTT passwords here (mode 0600) instead of printing them.",
+    ),
+) -> None:
+    """Register devices from CSV (columns: id,kind,name,site,district,latitude,longitude,
+    elevation_m,status,interval_s,thresholds,notes); prints an error report per bad row."""
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    _, registry = _registry()
+    text = path.read_text(encoding="utf-8-sig")
+    rows = max(0, sum(1 for _ in csv.reader(io.StringIO(text))) - 1)
+    console = Console(stderr=True)
+    with Progress(console=console, transient=False) as progress:
+        task = progress.add_task(f"importing {path.name}", total=rows)
+        report = registry.import_csv(
+            text,
+            update_existing=update_existing,
+            progress=lambda n: progress.advance(task, n),
+        )
+    console.print(
+        f"created {len(report.created)}, updated {len(report.updated)}, "
+        f"rejected {len(report.errors)} row(s)"
+    )
+    if report.errors:
+        table = Table("line", "id", "errors", title="rows not imported")
+        for error in report.errors:
+            table.add_row(str(error.line), error.device_id or "", "\n".join(error.errors))
+        console.print(table)
+    if report.credentials:
+        if credentials_out is not None:
+            credentials_out.touch(mode=0o600)
+            credentials_out.chmod(0o600)
+            with credentials_out.open("w", encoding="utf-8") as handle:
+                handle.write("device_id,mqtt_password\n")
+                for device_id, password in report.credentials.items():
+                    handle.write(f"{device_id},{password}\n")
+            console.print(f"MQTT passwords of new devices written to {credentials_out}")
+        else:
+            console.print("MQTT passwords of new devices (shown once, only hashes are stored):")
+            for device_id, password in report.credentials.items():
+                typer.echo(f"{device_id},{password}")
+    raise typer.Exit(1 if report.errors else 0)
+
+
+@devices_app.command("export")
+def export_command(
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write here, not stdout."),
+) -> None:
+    """Every device as CSV, in the import format."""
+    _, registry = _registry()
+    if output is None:
+        registry.export_csv(sys.stdout)
+    else:
+        with output.open("w", encoding="utf-8", newline="") as handle:
+            count = registry.export_csv(handle)
+        typer.echo(f"{count} devices written to {output}", err=True)
+
+
+@devices_app.command("rotate")
+def rotate_command(device_id: str) -> None:
+    """A new MQTT password for a device, printed once."""
+    from devices.registry import RegistryError
+
+    _, registry = _registry()
+    try:
+        _, password = registry.rotate_credentials(device_id)
+    except RegistryError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(password)
+
+
+@users_app.command("create")
+def create_user_command(
+    name: str = typer.Argument(..., help="Login name."),
+    role: str = typer.Option("viewer", "--role", help="viewer, technician, responder or admin."),
+) -> None:
+    """Create a user and print their first API token (shown once). Bootstraps the first admin."""
+    from devices.registry import RegistryError
+    from devices.schemas import UserCreate, error_messages
+
+    try:
+        data = UserCreate.model_validate({"name": name, "role": role})
+    except ValidationError as exc:
+        typer.echo("; ".join(error_messages(exc)), err=True)
+        raise typer.Exit(2) from None
+    _, registry = _registry()
+    try:
+        user, token = registry.create_user(data)
+    except RegistryError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"created {user.name} ({user.role.value}); API token, shown once:", err=True)
+    typer.echo(token)
+
+
+@users_app.command("list")
+def list_users_command() -> None:
+    """Every user and role."""
+    _, registry = _registry()
+    for user in registry.list_users():
+        flag = " (disabled)" if user.disabled else ""
+        typer.echo(f"{user.id}\t{user.name}\t{user.role.value}{flag}")
+
+
+@broker_app.command("render")
+def render_command(
+    directory: Path = typer.Argument(..., help="Where to write `passwords` and `acl`."),
+) -> None:
+    """Write Mosquitto's password_file and acl_file from the registry (for a broker Pantau does
+    not run: point its config there and send it SIGHUP after a change)."""
+    from devices.broker import BrokerAuthFiles
+
+    settings, registry = _registry()
+    files = BrokerAuthFiles(directory, settings.mqtt.topic_prefix)
+    count = files.render(registry)
+    typer.echo(f"{count} accounts; add to mosquitto.conf:", err=True)
+    for line in files.mosquitto_config_lines():
+        typer.echo(line)
+
+
+@broker_app.command("sync")
+def sync_command(
+    directory: Path = typer.Argument(..., help="Where to keep `passwords` and `acl`."),
+    reload_pid: int | None = typer.Option(
+        None, "--reload-pid", help="Send this process SIGHUP after each change (the broker)."
+    ),
+    file_uid: int | None = typer.Option(
+        None, "--file-uid", help="Give the files to this user id (the broker's, if not ours)."
+    ),
+) -> None:
+    """Keep a broker's password and ACL files in step with the registry until SIGTERM: after
+    every registry change rewrite them and SIGHUP the broker. `pantau up` does this itself;
+    docker-compose runs it beside Mosquitto (shared PID namespace, `--reload-pid 1`)."""
+    import os
+    import signal
+    import threading
+
+    from devices.broker import BrokerAuthFiles, BrokerAuthSync
+    from pantau.logs import configure_logging
+
+    settings, registry = _registry()
+    configure_logging(settings.log_level, settings.display_timezone, "broker-sync")
+    files = BrokerAuthFiles(directory, settings.mqtt.topic_prefix, owner_uid=file_uid)
+
+    def reload() -> None:
+        if reload_pid is not None:
+            os.kill(reload_pid, signal.SIGHUP)
+
+    sync = BrokerAuthSync(registry, files, reload, settings.registry.broker_sync_interval_s)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.is_set():
+        try:
+            sync.sync()
+        except Exception as exc:  # keep the last files; try again next round
+            typer.echo(f"broker sync failed: {exc}", err=True)
+        stop.wait(settings.registry.broker_sync_interval_s)
+
+
+@broker_app.command("service-account")
+def service_account_command(
+    username: str = typer.Argument(..., help="Contains '_' (device ids cannot): pantau_ingest."),
+    role: str = typer.Option(..., "--role", help="ingester (read) or publisher (write)."),
+) -> None:
+    """Create or re-key a broker account for a Pantau service; prints its password once."""
+    from devices.models import ServiceRole
+    from devices.registry import RegistryError
+
+    _, registry = _registry()
+    try:
+        password = registry.set_service_account(username, ServiceRole(role))
+    except (RegistryError, ValueError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(password)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(devices_app, name="devices")
+    app.add_typer(users_app, name="users")
+    app.add_typer(broker_app, name="broker")

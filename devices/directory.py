@@ -1,0 +1,107 @@
+"""`DeviceDirectory`: the whole registry in memory for the ingest hot path.
+
+A lookup is one dict access — no database round-trip per message. A background thread polls
+the registry's revision counter every `refresh_interval_s` (one tiny query) and, when it moved,
+reloads every device and its latest calibration in one read and swaps the snapshot in
+atomically, so a registration, retirement or calibration reaches a running ingester within
+seconds without a restart. If the database is unreachable the last snapshot keeps serving
+(and the failure is counted and logged): ingestion does not stop because the registry is down.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from devices.models import DeviceStatus
+from devices.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryEntry:
+    """What the ingester needs to know about one device."""
+
+    id: str
+    kind: str
+    status: DeviceStatus
+    tags: dict[str, str] = field(default_factory=dict)  # district, site (when set)
+    # field → (scale, offset) of the latest calibration version
+    calibration: dict[str, tuple[float, float]] = field(default_factory=dict)
+    calibration_version: int | None = None
+
+    @property
+    def tag_items(self) -> tuple[tuple[str, str], ...]:
+        """The tags as the sorted, hashable pairs a `Reading` carries."""
+        return tuple(sorted(self.tags.items()))
+
+
+class DeviceDirectory:
+    def __init__(self, registry: Registry, refresh_interval_s: float = 2.0) -> None:
+        self.registry = registry
+        self.refresh_interval_s = refresh_interval_s
+        self.revision = -1
+        self.loaded_at = 0.0  # time.monotonic() of the last successful check
+        self.refresh_failures = 0
+        self._entries: dict[str, DirectoryEntry] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def get(self, device_id: str) -> DirectoryEntry | None:
+        return self._entries.get(device_id)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def load(self) -> None:
+        """Read every device and its latest calibration; replace the snapshot."""
+        revision, devices, calibrations = self.registry.current_state()
+        entries = {}
+        for device in devices:
+            calibration = calibrations.get(device.id)
+            tags = {k: v for k, v in (("district", device.district), ("site", device.site)) if v}
+            entries[device.id] = DirectoryEntry(
+                id=device.id,
+                kind=device.kind,
+                status=DeviceStatus(device.status),
+                tags=tags,
+                calibration={
+                    name: (float(c.get("scale", 1.0)), float(c.get("offset", 0.0)))
+                    for name, c in (calibration.fields if calibration else {}).items()
+                },
+                calibration_version=calibration.version if calibration else None,
+            )
+        self._entries = entries  # one reference swap: readers see the old or the new, whole
+        self.revision = revision
+        self.loaded_at = time.monotonic()
+        log.info("device directory: %d devices at registry revision %d", len(entries), revision)
+
+    def refresh(self) -> bool:
+        """Reload when the registry revision moved; True when it did."""
+        if self.registry.revision() == self.revision:
+            self.loaded_at = time.monotonic()
+            return False
+        self.load()
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.refresh_interval_s):
+            try:
+                self.refresh()
+            except Exception as exc:  # keep serving the last snapshot
+                self.refresh_failures += 1
+                log.warning("device directory refresh failed (serving the last one): %s", exc)
+
+    def start(self) -> None:
+        """Load now (raises if the registry cannot be read), then refresh in the background."""
+        self.load()
+        self._thread = threading.Thread(target=self._run, name="device-directory", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

@@ -1,0 +1,604 @@
+"""The registry's operations: devices, calibrations, credentials, people and tokens, in SQL.
+
+One class, `Registry`, used by the API, the CLI and the stack. Every change runs in one
+transaction that also increments `registry_revision`, so the ingester's `DeviceDirectory` and
+the broker sync see any change by polling a single integer. Secrets are returned to the caller
+once and stored only hashed (see `devices/credentials.py`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from devices.catalog import SensorCatalog, default_catalog
+from devices.credentials import (
+    generate_password,
+    generate_token,
+    mosquitto_hash,
+    token_hash,
+)
+from devices.models import (
+    ApiToken,
+    Calibration,
+    Device,
+    DeviceStatus,
+    MqttServiceAccount,
+    RegistryRevision,
+    Role,
+    ServiceRole,
+    User,
+    as_utc,
+    utcnow,
+)
+from devices.schemas import (
+    CalibrationCreate,
+    CalibrationPublic,
+    DeviceCreate,
+    DevicePage,
+    DevicePublic,
+    DeviceUpdate,
+    ImportReport,
+    ImportRowError,
+    TokenPublic,
+    UserCreate,
+    UserPublic,
+    UserUpdate,
+    check_thresholds,
+    error_messages,
+)
+
+CSV_COLUMNS = [
+    "id",
+    "kind",
+    "name",
+    "site",
+    "district",
+    "latitude",
+    "longitude",
+    "elevation_m",
+    "status",
+    "interval_s",
+    "thresholds",
+    "notes",
+]
+
+
+class RegistryError(Exception):
+    """A request the registry refuses; `field` names what was wrong, when one thing was."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class NotFoundError(RegistryError):
+    pass
+
+
+class DuplicateError(RegistryError):
+    pass
+
+
+class ConflictError(RegistryError):
+    """The change would leave the registry in a state it must not be in."""
+
+
+@dataclass(frozen=True)
+class BrokerAccount:
+    """One line of Mosquitto's password_file, and what the ACL grants it."""
+
+    username: str
+    password_hash: str
+    service_role: ServiceRole | None  # None: a device, limited to its own topics
+
+
+class Registry:
+    def __init__(self, engine: Engine, catalog: SensorCatalog | None = None) -> None:
+        self.engine = engine
+        self.catalog = catalog or default_catalog()
+
+    @contextmanager
+    def _change(self) -> Iterator[Session]:
+        """A write transaction that bumps the registry revision.
+
+        The bump comes first: its row lock makes registry writers take turns (PostgreSQL;
+        SQLite has one writer anyway), so a check-then-change such as "not the last admin"
+        cannot interleave with another one.
+        """
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            session.execute(
+                update(RegistryRevision)
+                .where(RegistryRevision.id == 1)
+                .values(revision=RegistryRevision.revision + 1)
+            )
+            yield session
+
+    def revision(self) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(RegistryRevision.revision).where(RegistryRevision.id == 1)
+            ).scalar()
+        return int(value or 0)
+
+    # --- devices -------------------------------------------------------------------------
+
+    def _public(self, device: Device, calibration_version: int | None) -> DevicePublic:
+        return DevicePublic(
+            id=device.id,
+            kind=device.kind,
+            name=device.name,
+            site=device.site,
+            district=device.district,
+            latitude=device.latitude,
+            longitude=device.longitude,
+            elevation_m=device.elevation_m,
+            status=DeviceStatus(device.status),
+            interval_s=device.interval_s,
+            thresholds=device.thresholds or {},
+            notes=device.notes,
+            has_credentials=device.mqtt_password_hash is not None,
+            credential_rotated_at=as_utc(device.credential_rotated_at),
+            calibration_version=calibration_version,
+            created_at=as_utc(device.created_at) or utcnow(),
+            updated_at=as_utc(device.updated_at) or utcnow(),
+        )
+
+    @staticmethod
+    def _versions(session: Session, device_ids: list[str]) -> dict[str, int]:
+        if not device_ids:
+            return {}
+        rows = session.execute(
+            select(Calibration.device_id, func.max(Calibration.version))
+            .where(Calibration.device_id.in_(device_ids))
+            .group_by(Calibration.device_id)
+        )
+        return {device_id: int(version) for device_id, version in rows}
+
+    def create_device(self, data: DeviceCreate) -> tuple[DevicePublic, str]:
+        """Register a device; returns it and its new MQTT password (shown once)."""
+        password = generate_password()
+        interval = data.interval_s or self.catalog.kinds[data.kind].interval_s
+        device = Device(
+            **data.model_dump(exclude={"interval_s", "status"}),
+            status=data.status.value,
+            interval_s=interval,
+            mqtt_password_hash=mosquitto_hash(password),
+            credential_rotated_at=utcnow(),
+        )
+        try:
+            with self._change() as session:
+                if session.get(Device, data.id) is not None:
+                    raise DuplicateError(f"device {data.id} already exists", "id")
+                session.add(device)
+        except IntegrityError as exc:  # a concurrent registration of the same id
+            raise DuplicateError(f"device {data.id} already exists", "id") from exc
+        return self._public(device, None), password
+
+    def get_device(self, device_id: str) -> DevicePublic:
+        with Session(self.engine) as session:
+            device = session.get(Device, device_id)
+            if device is None:
+                raise NotFoundError(f"no device {device_id}", "device_id")
+            return self._public(device, self._versions(session, [device_id]).get(device_id))
+
+    def list_devices(
+        self,
+        *,
+        kind: str | None = None,
+        district: str | None = None,
+        status: DeviceStatus | None = None,
+        q: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> DevicePage:
+        query = select(Device)
+        if kind is not None:
+            query = query.where(Device.kind == kind)
+        if district is not None:
+            query = query.where(Device.district == district)
+        if status is not None:
+            query = query.where(Device.status == status.value)
+        if q:
+            needle = q.lower()
+            query = query.where(
+                or_(
+                    *(
+                        func.lower(column).contains(needle, autoescape=True)
+                        for column in (Device.id, Device.name, Device.site, Device.district)
+                    )
+                )
+            )
+        with Session(self.engine) as session:
+            total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+            devices = list(session.scalars(query.order_by(Device.id).limit(limit).offset(offset)))
+            versions = self._versions(session, [d.id for d in devices])
+            items = [self._public(d, versions.get(d.id)) for d in devices]
+        return DevicePage(total=total, limit=limit, offset=offset, items=items)
+
+    def update_device(self, device_id: str, data: DeviceUpdate) -> DevicePublic:
+        changes = data.model_dump(exclude_unset=True)
+        for key in ("name", "status", "interval_s", "thresholds", "notes", "site", "district"):
+            if key in changes and changes[key] is None:
+                raise RegistryError(f"{key} cannot be null", key)
+        with self._change() as session:
+            device = session.get(Device, device_id)
+            if device is None:
+                raise NotFoundError(f"no device {device_id}", "device_id")
+            if "thresholds" in changes:
+                try:
+                    check_thresholds(device.kind, changes["thresholds"])
+                except ValueError as exc:
+                    raise RegistryError(str(exc), "thresholds") from None
+            if "status" in changes:
+                changes["status"] = DeviceStatus(changes["status"]).value
+            for key, value in changes.items():
+                setattr(device, key, value)
+            device.updated_at = utcnow()
+            session.flush()
+            version = self._versions(session, [device_id]).get(device_id)
+            return self._public(device, version)
+
+    def retire_device(self, device_id: str) -> DevicePublic:
+        """Retired: refused by the broker (after its reload) and the ingester; history kept."""
+        return self.update_device(device_id, DeviceUpdate(status=DeviceStatus.RETIRED))
+
+    def rotate_credentials(self, device_id: str) -> tuple[DevicePublic, str]:
+        """A new MQTT password for a device; the old one stops working at the broker's reload."""
+        password = generate_password()
+        with self._change() as session:
+            device = session.get(Device, device_id)
+            if device is None:
+                raise NotFoundError(f"no device {device_id}", "device_id")
+            device.mqtt_password_hash = mosquitto_hash(password)
+            device.credential_rotated_at = utcnow()
+            device.updated_at = utcnow()
+            session.flush()
+            version = self._versions(session, [device_id]).get(device_id)
+            return self._public(device, version), password
+
+    # --- calibration -----------------------------------------------------------------------
+
+    def add_calibration(
+        self, device_id: str, data: CalibrationCreate, created_by: str
+    ) -> CalibrationPublic:
+        """A new calibration version for the device; earlier versions are kept."""
+        with self._change() as session:
+            device = session.get(Device, device_id)
+            if device is None:
+                raise NotFoundError(f"no device {device_id}", "device_id")
+            fields = self.catalog.all_fields(device.kind)
+            for name in data.fields:
+                if name not in fields:
+                    raise RegistryError(f"fields: {name[:40]!r} is not a {device.kind} field")
+            latest = self._versions(session, [device_id]).get(device_id, 0)
+            row = Calibration(
+                device_id=device_id,
+                version=latest + 1,
+                fields={k: v.model_dump() for k, v in data.fields.items()},
+                valid_from=utcnow(),
+                created_by=created_by,
+                note=data.note,
+            )
+            session.add(row)
+            device.updated_at = utcnow()
+            session.flush()
+            return _calibration_public(row)
+
+    def calibrations(self, device_id: str) -> list[CalibrationPublic]:
+        """Every version, newest first."""
+        with Session(self.engine) as session:
+            if session.get(Device, device_id) is None:
+                raise NotFoundError(f"no device {device_id}", "device_id")
+            rows = session.scalars(
+                select(Calibration)
+                .where(Calibration.device_id == device_id)
+                .order_by(Calibration.version.desc())
+            )
+            return [_calibration_public(row) for row in rows]
+
+    def current_state(self) -> tuple[int, list[Device], dict[str, Calibration]]:
+        """Revision, every device and each one's latest calibration, in one read transaction."""
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            revision = session.execute(
+                select(RegistryRevision.revision).where(RegistryRevision.id == 1)
+            ).scalar()
+            devices = list(session.scalars(select(Device)))
+            latest = (
+                select(Calibration.device_id, func.max(Calibration.version).label("v"))
+                .group_by(Calibration.device_id)
+                .subquery()
+            )
+            calibrations = list(
+                session.scalars(
+                    select(Calibration).join(
+                        latest,
+                        (Calibration.device_id == latest.c.device_id)
+                        & (Calibration.version == latest.c.v),
+                    )
+                )
+            )
+            session.expunge_all()
+            return int(revision or 0), devices, {c.device_id: c for c in calibrations}
+
+    # --- CSV -------------------------------------------------------------------------------
+
+    def import_csv(
+        self,
+        text: str,
+        *,
+        update_existing: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> ImportReport:
+        """Create (or update) one device per CSV row; each bad row is reported, none stop it.
+
+        Columns as `CSV_COLUMNS` (`id`, `kind`, `name` required); `thresholds` is JSON. New
+        devices' passwords are returned in the report, once.
+        """
+        report = ImportReport(created=[], updated=[], errors=[])
+        reader = csv.DictReader(io.StringIO(text))
+        header = reader.fieldnames or []
+        unknown = [c for c in header if c not in CSV_COLUMNS]
+        missing = [c for c in ("id", "kind", "name") if c not in header]
+        if unknown or missing:
+            problems = []
+            if missing:
+                problems.append(f"missing columns: {', '.join(missing)}")
+            if unknown:
+                problems.append(f"unknown columns: {', '.join(c[:40] for c in unknown)}")
+            report.errors.append(ImportRowError(line=1, device_id=None, errors=problems))
+            return report
+        for row in reader:
+            line = reader.line_num
+            device_id = (row.get("id") or "").strip() or None
+            try:
+                self._import_row(row, update_existing, report)
+            except RegistryError as exc:
+                report.errors.append(
+                    ImportRowError(line=line, device_id=device_id, errors=[str(exc)])
+                )
+            except ValidationError as exc:
+                report.errors.append(
+                    ImportRowError(line=line, device_id=device_id, errors=error_messages(exc))
+                )
+            if progress is not None:
+                progress(1)
+        return report
+
+    def _import_row(self, row: dict[str, Any], update_existing: bool, report: ImportReport) -> None:
+        if None in row:
+            raise RegistryError("more values than columns")
+        values: dict[str, Any] = {}
+        for key, raw in row.items():
+            if raw is None:
+                continue
+            text = raw.strip()
+            if key in ("latitude", "longitude", "elevation_m", "interval_s"):
+                if text:
+                    values[key] = text
+            elif key == "thresholds":
+                if text:
+                    try:
+                        values[key] = json.loads(text)
+                    except ValueError:
+                        raise RegistryError("thresholds: not valid JSON") from None
+            elif key == "status":
+                if text:
+                    values[key] = text
+            else:
+                values[key] = text
+        data = DeviceCreate.model_validate(values)
+        try:
+            _, password = self.create_device(data)
+        except DuplicateError:
+            if not update_existing:
+                raise
+            existing = self.get_device(data.id)
+            if existing.kind != data.kind:
+                raise RegistryError(
+                    f"kind: {data.id} is registered as {existing.kind}", "kind"
+                ) from None
+            update = DeviceUpdate.model_validate(
+                data.model_dump(exclude={"id", "kind"}, include=set(values))
+            )
+            self.update_device(data.id, update)
+            report.updated.append(data.id)
+            return
+        report.created.append(data.id)
+        report.credentials[data.id] = password
+
+    def export_csv(self, out: TextIO) -> int:
+        """Every device as CSV (the import format); returns the number of rows."""
+        writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        count = 0
+        with Session(self.engine) as session:
+            for device in session.scalars(select(Device).order_by(Device.id)):
+                writer.writerow(
+                    {
+                        "id": device.id,
+                        "kind": device.kind,
+                        "name": device.name,
+                        "site": device.site,
+                        "district": device.district,
+                        "latitude": _num(device.latitude),
+                        "longitude": _num(device.longitude),
+                        "elevation_m": _num(device.elevation_m),
+                        "status": device.status,
+                        "interval_s": _num(device.interval_s),
+                        "thresholds": json.dumps(device.thresholds, sort_keys=True)
+                        if device.thresholds
+                        else "",
+                        "notes": device.notes,
+                    }
+                )
+                count += 1
+        return count
+
+    # --- people and tokens -----------------------------------------------------------------
+
+    def create_user(self, data: UserCreate, token_label: str = "first") -> tuple[UserPublic, str]:
+        """A user and a first token for them (shown once)."""
+        try:
+            with self._change() as session:
+                if session.scalar(select(User).where(User.name == data.name)) is not None:
+                    raise DuplicateError(f"user {data.name} already exists", "name")
+                user = User(name=data.name, role=data.role.value, disabled=False)
+                session.add(user)
+                session.flush()
+                token = generate_token()
+                session.add(
+                    ApiToken(user_id=user.id, token_hash=token_hash(token), label=token_label)
+                )
+                return UserPublic.model_validate(user), token
+        except IntegrityError as exc:
+            raise DuplicateError(f"user {data.name} already exists", "name") from exc
+
+    def list_users(self) -> list[UserPublic]:
+        with Session(self.engine) as session:
+            return [
+                UserPublic.model_validate(u)
+                for u in session.scalars(select(User).order_by(User.id))
+            ]
+
+    def get_user(self, user_id: int) -> UserPublic:
+        with Session(self.engine) as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise NotFoundError(f"no user {user_id}", "user_id")
+            return UserPublic.model_validate(user)
+
+    def update_user(self, user_id: int, data: UserUpdate) -> UserPublic:
+        with self._change() as session:
+            user = session.get(User, user_id)
+            if user is None:
+                raise NotFoundError(f"no user {user_id}", "user_id")
+            was_admin = user.role == Role.ADMIN.value and not user.disabled
+            if data.role is not None:
+                user.role = data.role.value
+            if data.disabled is not None:
+                user.disabled = data.disabled
+            session.flush()
+            if was_admin and (user.role != Role.ADMIN.value or user.disabled):
+                admins = session.scalar(
+                    select(func.count())
+                    .select_from(User)
+                    .where(User.role == Role.ADMIN.value, User.disabled.is_(False))
+                )
+                if not admins:
+                    raise ConflictError("the last active admin cannot be demoted or disabled")
+            return UserPublic.model_validate(user)
+
+    def issue_token(self, user_id: int, label: str = "") -> tuple[TokenPublic, str]:
+        token = generate_token()
+        with self._change() as session:
+            if session.get(User, user_id) is None:
+                raise NotFoundError(f"no user {user_id}", "user_id")
+            row = ApiToken(user_id=user_id, token_hash=token_hash(token), label=label)
+            session.add(row)
+            session.flush()
+            return _token_public(row), token
+
+    def list_tokens(self, user_id: int) -> list[TokenPublic]:
+        with Session(self.engine) as session:
+            if session.get(User, user_id) is None:
+                raise NotFoundError(f"no user {user_id}", "user_id")
+            rows = session.scalars(
+                select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)
+            )
+            return [_token_public(row) for row in rows]
+
+    def revoke_token(self, token_id: int) -> TokenPublic:
+        with self._change() as session:
+            row = session.get(ApiToken, token_id)
+            if row is None:
+                raise NotFoundError(f"no token {token_id}", "token_id")
+            if row.revoked_at is None:
+                row.revoked_at = utcnow()
+            session.flush()
+            return _token_public(row)
+
+    def authenticate(self, token: str) -> UserPublic | None:
+        """The user a live token belongs to, or None (unknown, revoked, or user disabled)."""
+        with Session(self.engine) as session:
+            user = session.scalar(
+                select(User)
+                .join(ApiToken, ApiToken.user_id == User.id)
+                .where(ApiToken.token_hash == token_hash(token), ApiToken.revoked_at.is_(None))
+            )
+            if user is None or user.disabled:
+                return None
+            return UserPublic.model_validate(user)
+
+    # --- broker accounts -------------------------------------------------------------------
+
+    def set_service_account(self, username: str, role: ServiceRole) -> str:
+        """Create or re-key a broker account of Pantau's own; returns its new password."""
+        if "_" not in username or not username.replace("_", "").replace("-", "").isalnum():
+            raise RegistryError("a service account name has letters, digits, '-' and an '_'")
+        password = generate_password()
+        with self._change() as session:
+            account = session.get(MqttServiceAccount, username)
+            if account is None:
+                account = MqttServiceAccount(username=username)
+                session.add(account)
+            account.role = role.value
+            account.mqtt_password_hash = mosquitto_hash(password)
+            account.updated_at = utcnow()
+        return password
+
+    def broker_accounts(self) -> list[BrokerAccount]:
+        """Who may connect: every non-retired device with a password, and the services."""
+        with Session(self.engine) as session:
+            devices = session.execute(
+                select(Device.id, Device.mqtt_password_hash)
+                .where(Device.status != DeviceStatus.RETIRED.value)
+                .where(Device.mqtt_password_hash.is_not(None))
+                .order_by(Device.id)
+            ).all()
+            services = session.scalars(
+                select(MqttServiceAccount).order_by(MqttServiceAccount.username)
+            ).all()
+            accounts = [BrokerAccount(d, str(h), None) for d, h in devices]
+            accounts += [
+                BrokerAccount(s.username, s.mqtt_password_hash, ServiceRole(s.role))
+                for s in services
+            ]
+        return accounts
+
+
+def _calibration_public(row: Calibration) -> CalibrationPublic:
+    return CalibrationPublic(
+        device_id=row.device_id,
+        version=row.version,
+        fields=row.fields,
+        valid_from=as_utc(row.valid_from) or utcnow(),
+        created_by=row.created_by,
+        note=row.note,
+    )
+
+
+def _token_public(row: ApiToken) -> TokenPublic:
+    return TokenPublic(
+        id=row.id,
+        user_id=row.user_id,
+        label=row.label,
+        created_at=as_utc(row.created_at) or utcnow(),
+        revoked_at=as_utc(row.revoked_at),
+    )
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:g}" if value == int(value) else repr(value)
