@@ -31,7 +31,7 @@ from tests.delivery_helpers import (
     stored_count,
     wait_for_count,
 )
-from tests.registry_helpers import register_devices
+from tests.registry_helpers import bearer, register_devices, role_tokens
 
 pytestmark = pytest.mark.fault
 DEVICES = 20
@@ -239,6 +239,7 @@ def test_a_flood_of_poison_is_dead_lettered_without_stalling_good_messages(
     )
     start_ms = int(time.time() * 1000) - 3_600_000
     ingester = start_ingester(run_pantau, settings)
+    token = role_tokens(settings.database.url)["viewer"]
     good = list(numbered_messages(0, 10_000, DEVICES, start_ms))
     bad = poison_messages(2_000)
     publisher = WindowedPublisher(settings.mqtt.host, settings.mqtt.port, "poison-pub").connect()
@@ -253,7 +254,7 @@ def test_a_flood_of_poison_is_dead_lettered_without_stalling_good_messages(
     assert wait_for_count(settings, 10_000, timeout_s=120) == 10_000
     elapsed = time.monotonic() - started
     assert check_exactly_once(settings, expected_pairs(0, 10_000)) == (0, 0, 0)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=bearer(token)) as client:
 
         def letters() -> list[dict[str, object]]:
             out: list[dict[str, object]] = []
