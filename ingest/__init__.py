@@ -1,0 +1,1 @@
+"""Pantau ingester: decode, validate, calibrate, detect anomalies, write, alert."""

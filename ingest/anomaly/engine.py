@@ -1,0 +1,391 @@
+"""Vectorised streaming anomaly engine: per-series state in numpy arrays, scored batch-wise.
+
+Every series (one ``device/field`` pair) gets an integer id; its whole state is one row of
+a float64 matrix plus one row of a small float32 matrix of seasonal bins.  ``update``
+scores a batch of readings at once: it gathers the state rows of the batch, computes all
+components with array arithmetic, and scatters the new rows back.  A batch that holds the
+same series several times is split into rounds by occurrence rank, so the rows of one
+series are applied in their order and the result equals feeding them one at a time.
+
+See ``ingest/anomaly/README.md`` for the detectors, the combination rule and the rules for
+gaps, duplicates and out-of-order readings.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ingest.anomaly.config import DetectorConfig
+
+REASONS: dict[int, str] = {
+    0: "none",
+    1: "level",
+    2: "spike",
+    3: "rate_of_change",
+    4: "seasonal",
+    5: "flatline",
+    6: "out_of_range",
+    7: "new_range",
+}
+R_NONE, R_LEVEL, R_SPIKE, R_ROC, R_SEASONAL, R_FLAT, R_RANGE, R_NEW = range(8)
+
+# columns of the float64 state matrix
+(
+    C_N,  # accepted readings
+    C_TS,  # timestamp of the last accepted reading (s)
+    C_X,  # last accepted value
+    C_DT,  # EW typical interval between readings (s)
+    C_MU,  # level of the de-seasonalised value
+    C_MAD,  # EW mean |residual| after level + seasonal bins
+    C_MAD0,  # EW mean |value - level| (ignoring seasonality)
+    C_FAST,  # fast EWMA of the clipped standardised residual
+    C_DMAD,  # EW mean |first difference|
+    C_RUN,  # length of the current run of identical values
+    C_RUNMAX,  # longest completed run seen
+    C_CHG,  # number of value changes seen (capped)
+    C_VMIN,  # smallest value seen after warm-up began
+    C_VMAX,  # largest value seen
+    C_LM,  # long EW mean of the raw score
+    C_LV,  # long EW variance of the raw score
+    C_LS,  # short EW mean of the raw score
+    C_HOLD,  # scores are damped until this timestamp (after a detection)
+) = range(18)
+N_COLS = 18
+N_HOUR = 24
+N_DAY = 7
+N_SEAS = N_HOUR + N_DAY
+
+_SQRT_PI_2 = float(np.sqrt(np.pi / 2.0))  # mean |N(0,1)| = sqrt(2/pi), so sigma = MAD * this
+_TINY = 1e-9
+_REL_FLOOR = 1e-6
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    """Scores of one ``update`` call, one entry per input row in input order."""
+
+    score: np.ndarray  # float64 in [0, 1]
+    reason: np.ndarray  # uint8 key of REASONS: the component that dominated
+
+
+def _ew(old: np.ndarray, new: np.ndarray, alpha: np.ndarray | float) -> np.ndarray:
+    return old + alpha * (new - old)
+
+
+class AnomalyEngine:
+    """Streaming detector for many series at once; see the module docstring."""
+
+    def __init__(self, config: DetectorConfig | None = None, initial_capacity: int = 1024):
+        self.config = config or DetectorConfig()
+        cap = max(1, int(initial_capacity))
+        self._keys: list[str] = []
+        self._index: dict[str, int] = {}
+        self._f = np.zeros((cap, N_COLS), dtype=np.float64)
+        self._s = np.zeros((cap, N_SEAS), dtype=np.float32)
+
+    # ------------------------------------------------------------------ series registry
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @property
+    def capacity(self) -> int:
+        return int(self._f.shape[0])
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self._keys)
+
+    @staticmethod
+    def state_bytes_per_series() -> int:
+        """Bytes of numeric state per series (excluding the key string and dict entry)."""
+        return N_COLS * 8 + N_SEAS * 4
+
+    def _grow(self, need: int) -> None:
+        cap = self.capacity
+        if need <= cap:
+            return
+        while cap < need:
+            cap *= 2
+        f = np.zeros((cap, N_COLS), dtype=np.float64)
+        s = np.zeros((cap, N_SEAS), dtype=np.float32)
+        f[: self._f.shape[0]] = self._f
+        s[: self._s.shape[0]] = self._s
+        self._f, self._s = f, s
+
+    def series_id(self, key: str) -> int:
+        sid = self._index.get(key)
+        if sid is None:
+            sid = len(self._keys)
+            self._grow(sid + 1)
+            self._keys.append(key)
+            self._index[key] = sid
+        return sid
+
+    def series_ids(self, keys: Sequence[str]) -> np.ndarray:
+        return np.fromiter((self.series_id(k) for k in keys), dtype=np.int64, count=len(keys))
+
+    # ------------------------------------------------------------------ scoring
+    def update(
+        self,
+        ids: np.ndarray,
+        ts_s: np.ndarray,
+        values: np.ndarray,
+        lo: np.ndarray | None = None,
+        hi: np.ndarray | None = None,
+    ) -> DetectionResult:
+        """Score a batch of readings and learn from the valid, in-order ones.
+
+        ``ids`` are series ids from ``series_id``; ``ts_s`` epoch seconds; ``lo``/``hi``
+        the physical range per row (NaN = no limit).  Rows of the same series are applied
+        in their order in the batch.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        ts = np.asarray(ts_s, dtype=np.float64)
+        x = np.asarray(values, dtype=np.float64)
+        n = ids.shape[0]
+        if ts.shape != (n,) or x.shape != (n,):
+            raise ValueError("ids, ts_s and values must be 1-d arrays of the same length")
+        if n and (ids.min() < 0 or ids.max() >= len(self._keys)):
+            raise IndexError("unknown series id in batch")
+        lo_a = None if lo is None else np.asarray(lo, dtype=np.float64)
+        hi_a = None if hi is None else np.asarray(hi, dtype=np.float64)
+        score = np.zeros(n, dtype=np.float64)
+        reason = np.zeros(n, dtype=np.uint8)
+        if n == 0:
+            return DetectionResult(score, reason)
+
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        starts = np.empty(n, dtype=bool)
+        starts[0] = True
+        np.not_equal(sorted_ids[1:], sorted_ids[:-1], out=starts[1:])
+        if starts.all():
+            # fast path: every series appears once, one vectorised round
+            s, r = self._step(ids, ts, x, lo_a, hi_a)
+            return DetectionResult(s, r)
+
+        # rank of each row among the rows of its series, in input order
+        pos = np.arange(n)
+        group_start = np.maximum.accumulate(np.where(starts, pos, 0))
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = pos - group_start
+        by_round = np.argsort(rank, kind="stable")
+        counts = np.bincount(rank)
+        bounds = np.concatenate(([0], np.cumsum(counts)))
+        for k in range(counts.shape[0]):
+            rows = by_round[bounds[k] : bounds[k + 1]]
+            s, r = self._step(
+                ids[rows],
+                ts[rows],
+                x[rows],
+                None if lo_a is None else lo_a[rows],
+                None if hi_a is None else hi_a[rows],
+            )
+            score[rows] = s
+            reason[rows] = r
+        return DetectionResult(score, reason)
+
+    def _step(
+        self,
+        ids: np.ndarray,
+        ts: np.ndarray,
+        x: np.ndarray,
+        lo: np.ndarray | None,
+        hi: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One round: ``ids`` are distinct.  Returns (score, reason) for these rows."""
+        c = self.config
+        old = self._f[ids]
+        new = old.copy()
+        n = old[:, C_N]
+        fresh = n == 0
+
+        finite = np.isfinite(x)
+        ts_ok = np.isfinite(ts)
+        oor = np.isinf(x)
+        with np.errstate(invalid="ignore"):
+            if lo is not None:
+                oor |= x < lo
+            if hi is not None:
+                oor |= x > hi
+            inorder = fresh | (ts > old[:, C_TS])
+        upd = finite & ts_ok & inorder & ~oor
+        xs = np.where(finite, x, 0.0)  # keeps NaN out of every intermediate below
+        tss = np.where(ts_ok, ts, 0.0)
+
+        # ---- seasonal bins (hour of local day, local day of week)
+        loc = tss + c.tz_offset_s
+        day = np.floor(loc / 86400.0)
+        hour = ((loc - day * 86400.0) // 3600.0).astype(np.int64)
+        dow = (N_HOUR + (day + 3.0) % 7.0).astype(np.int64)  # epoch day 0 was a Thursday
+        seas = self._s
+        sh = seas[ids, hour].astype(np.float64)
+        sd = seas[ids, dow].astype(np.float64)
+
+        mu = old[:, C_MU]
+        mad = old[:, C_MAD]
+        floor = _TINY + _REL_FLOOR * np.abs(mu)
+        scale = _SQRT_PI_2 * mad + floor
+        r = xs - (mu + sh + sd)
+        z_spike = np.abs(r) / scale
+        r0 = xs - mu
+        scale0 = _SQRT_PI_2 * old[:, C_MAD0] + floor
+        z_plain = np.abs(r0) / scale0
+
+        # ---- sustained level shift: fast EWMA of the clipped standardised residual
+        clip = 2.0 * c.huber_k
+        fast = _ew(old[:, C_FAST], np.clip(r / scale, -clip, clip), c.alpha_fast)
+        z_level = np.abs(fast) * float(np.sqrt((2.0 - c.alpha_fast) / c.alpha_fast))
+
+        # ---- rate of change over regular intervals (a gap breaks the difference chain)
+        dtv = tss - old[:, C_TS]
+        dt_typ = old[:, C_DT]
+        gap = fresh | ((dt_typ > 0) & (dtv > c.gap_factor * dt_typ))
+        diff = xs - old[:, C_X]
+        dscale = _SQRT_PI_2 * old[:, C_DMAD] + floor
+        z_roc = np.where(gap, 0.0, np.abs(diff) / dscale)
+
+        # ---- flatline: a run of identical values far longer than any completed before
+        same = ~gap & (diff == 0.0)
+        run = np.where(same, old[:, C_RUN] + 1.0, 1.0)
+        runmax = np.where(same, old[:, C_RUNMAX], np.maximum(old[:, C_RUNMAX], old[:, C_RUN]))
+        chg = np.minimum(old[:, C_CHG] + (~same & ~fresh), 1e9)
+        flat = (chg >= c.flat_min_changes) & (
+            run > c.flat_factor * np.maximum(runmax, c.flat_min_run)
+        )
+
+        # ---- spatial novelty: leaving the range of values seen so far
+        vmin = old[:, C_VMIN]
+        vmax = old[:, C_VMAX]
+        tol = c.novelty_tol * (vmax - vmin)
+        novel = (xs > vmax + tol) | (xs < vmin - tol)
+
+        # ---- raw score of this reading, then its likelihood against the series' history
+        warm = n >= c.warmup
+        zmax = np.maximum(np.maximum(z_level, z_spike), z_roc)
+        raw = np.where(warm, 1.0 - np.exp(-0.5 * (zmax / c.raw_scale) ** 2), 0.0)
+        ls = _ew(old[:, C_LS], raw, c.alpha_lik_short)
+        lm = old[:, C_LM]
+        lv = old[:, C_LV]
+        z_lik = (ls - lm) / np.sqrt(lv + 1e-6)
+        lik_ready = n >= c.warmup + c.lik_warmup
+        sigma = np.where(lik_ready, np.maximum(z_lik, 0.0), 0.0)
+        direct = np.where(warm & (novel | flat), c.novelty_sigma, 0.0)
+        total = np.maximum(sigma, direct)
+        score = np.minimum(total / c.score_sigma, 1.0)
+
+        # reason: the direct component, or the raw component that is largest right now
+        comp = np.argmax(np.stack((z_level, z_spike, z_roc)), axis=0)
+        rsn = np.choose(comp, (R_LEVEL, R_SPIKE, R_ROC)).astype(np.uint8)
+        seasonal = (rsn == R_SPIKE) & (z_plain < c.huber_k) & (old[:, C_MAD0] > 1.5 * mad)
+        rsn[seasonal] = R_SEASONAL
+        rsn[direct >= sigma] = R_NEW
+        rsn[flat & (direct >= sigma)] = R_FLAT
+
+        # damp repeats for a while after a detection, so one event alerts once
+        held = tss < old[:, C_HOLD]
+        score = np.where(held, score * c.hold_damp, score)
+        fired = ~held & (score >= c.fire_level)
+        rsn[score <= 0.0] = R_NONE
+        score = np.where(finite, score, 0.0)
+        rsn[~finite] = R_NONE
+        score[oor] = 1.0
+        rsn[oor] = R_RANGE
+
+        # ---- learn (only rows in `upd`; others keep their old state row)
+        a_warm = 1.0 / (n + 1.0)
+        a_lvl = np.maximum(c.alpha_level, a_warm)
+        a_spr = np.maximum(c.alpha_spread, a_warm)
+        k = np.where(n < 30, np.inf, c.huber_k * scale)
+        rc = np.clip(r, -k, k)
+        new[:, C_MU] = mu + a_lvl * rc
+        seas_step = rc * (1.0 - a_lvl)
+        sh_new = sh + np.maximum(c.alpha_hour, a_warm) * seas_step
+        sd_new = sd + c.alpha_day * seas_step
+        cap = 5.0 * scale + floor
+        new[:, C_MAD] = _ew(mad, np.minimum(np.abs(r), np.where(n < 30, np.inf, cap)), a_spr)
+        cap0 = 5.0 * scale0 + floor
+        new[:, C_MAD0] = _ew(
+            old[:, C_MAD0], np.minimum(np.abs(r0), np.where(n < 30, np.inf, cap0)), a_spr
+        )
+        new[:, C_FAST] = np.where(warm, fast, 0.0)
+        nd = np.maximum(n - 1.0, 0.0)
+        a_d = np.maximum(c.alpha_diff, 1.0 / (nd + 1.0))
+        dcap = np.where(nd < 30, np.inf, 5.0 * dscale)
+        new[:, C_DMAD] = np.where(gap, old[:, C_DMAD], _ew(old[:, C_DMAD], np.minimum(np.abs(diff), dcap), a_d))
+        new[:, C_DT] = np.where(
+            fresh,
+            0.0,
+            np.where(dt_typ > 0, _ew(dt_typ, np.minimum(dtv, 10.0 * dt_typ), c.alpha_dt), dtv),
+        )
+        new[:, C_RUN] = run
+        new[:, C_RUNMAX] = runmax
+        new[:, C_CHG] = chg
+        new[:, C_VMIN] = np.where(fresh, xs, np.minimum(vmin, xs))
+        new[:, C_VMAX] = np.where(fresh, xs, np.maximum(vmax, xs))
+        nl = n - c.warmup
+        a_long = np.maximum(c.alpha_lik_long, 1.0 / (np.maximum(nl, 0.0) + 1.0))
+        dl = raw - lm
+        new[:, C_LM] = np.where(warm, lm + a_long * dl, 0.0)
+        new[:, C_LV] = np.where(warm, (1.0 - a_long) * (lv + a_long * dl * dl), 0.0)
+        new[:, C_LS] = ls
+        new[:, C_HOLD] = np.where(fired, tss + c.hold_intervals * dt_typ, old[:, C_HOLD])
+        new[:, C_MU] = np.where(fresh, xs, new[:, C_MU])
+        new[:, C_N] = n + 1.0
+        new[:, C_TS] = tss
+        new[:, C_X] = xs
+
+        if upd.all():
+            self._f[ids] = new
+            seas[ids, hour] = sh_new
+            seas[ids, dow] = sd_new
+        elif upd.any():
+            u = ids[upd]
+            self._f[u] = new[upd]
+            seas[u, hour[upd]] = sh_new[upd]
+            seas[u, dow[upd]] = sd_new[upd]
+        return score, rsn
+
+    # ------------------------------------------------------------------ persistence
+    def snapshot(self, path: Path) -> None:
+        """Write the whole state atomically (temp file in the same folder, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        m = len(self._keys)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(
+                    fh,
+                    keys=np.array(self._keys, dtype=np.str_),
+                    f=self._f[:m],
+                    s=self._s[:m],
+                    version=np.array([1]),
+                )
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def restore(cls, path: Path, config: DetectorConfig | None = None) -> AnomalyEngine:
+        with np.load(Path(path), allow_pickle=False) as data:
+            keys = [str(k) for k in data["keys"]]
+            f = data["f"]
+            s = data["s"]
+        if f.shape != (len(keys), N_COLS) or s.shape != (len(keys), N_SEAS):
+            raise ValueError(f"snapshot {path} has an unexpected state layout")
+        eng = cls(config, initial_capacity=max(1024, len(keys)))
+        eng._keys = keys
+        eng._index = {k: i for i, k in enumerate(keys)}
+        eng._f[: len(keys)] = f
+        eng._s[: len(keys)] = s
+        return eng
