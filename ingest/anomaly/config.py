@@ -40,6 +40,7 @@ class DetectorConfig:
     # spatial novelty: leaving the range seen so far by this fraction of its width
     novelty_tol: float = 0.05
     novelty_sigma: float = 6.0
+    novelty_min_z: float = 4.0  # and being this many spreads off the prediction
     # anomaly likelihood on the raw score: short vs long EW statistics
     alpha_lik_short: float = 0.2
     alpha_lik_long: float = 0.002

@@ -106,6 +106,10 @@ class AnomalyEngine:
         """Bytes of numeric state per series (excluding the key string and dict entry)."""
         return N_COLS * 8 + N_SEAS * 4
 
+    def state(self, sid: int) -> np.ndarray:
+        """A copy of one series' whole state (float64), for tests and debugging."""
+        return np.concatenate((self._f[sid], self._s[sid].astype(np.float64)))
+
     def _grow(self, need: int) -> None:
         cap = self.capacity
         if need <= cap:
@@ -264,7 +268,7 @@ class AnomalyEngine:
         vmin = old[:, C_VMIN]
         vmax = old[:, C_VMAX]
         tol = c.novelty_tol * (vmax - vmin)
-        novel = (xs > vmax + tol) | (xs < vmin - tol)
+        novel = ((xs > vmax + tol) | (xs < vmin - tol)) & (z_spike >= c.novelty_min_z)
 
         # ---- raw score of this reading, then its likelihood against the series' history
         warm = n >= c.warmup
