@@ -88,6 +88,7 @@ class AnomalyEngine:
         self._index: dict[str, int] = {}
         self._f = np.zeros((cap, N_COLS), dtype=np.float64)
         self._s = np.zeros((cap, N_SEAS), dtype=np.float32)
+        self._mark = np.zeros(cap, dtype=np.int64)  # scratch for the duplicate-id check
 
     # ------------------------------------------------------------------ series registry
     def __len__(self) -> int:
@@ -121,6 +122,7 @@ class AnomalyEngine:
         f[: self._f.shape[0]] = self._f
         s[: self._s.shape[0]] = self._s
         self._f, self._s = f, s
+        self._mark = np.zeros(cap, dtype=np.int64)
 
     def series_id(self, key: str) -> int:
         sid = self._index.get(key)
@@ -164,18 +166,21 @@ class AnomalyEngine:
         if n == 0:
             return DetectionResult(score, reason)
 
+        # duplicate check in O(n): the last write of each id wins, so an earlier row of a
+        # repeated id reads back a different position
+        pos = np.arange(n)
+        mark = self._mark
+        mark[ids] = pos
+        if np.array_equal(mark[ids], pos):
+            s, r = self._step(ids, ts, x, lo_a, hi_a)
+            return DetectionResult(s, r)
+
         order = np.argsort(ids, kind="stable")
         sorted_ids = ids[order]
         starts = np.empty(n, dtype=bool)
         starts[0] = True
         np.not_equal(sorted_ids[1:], sorted_ids[:-1], out=starts[1:])
-        if starts.all():
-            # fast path: every series appears once, one vectorised round
-            s, r = self._step(ids, ts, x, lo_a, hi_a)
-            return DetectionResult(s, r)
-
         # rank of each row among the rows of its series, in input order
-        pos = np.arange(n)
         group_start = np.maximum.accumulate(np.where(starts, pos, 0))
         rank = np.empty(n, dtype=np.int64)
         rank[order] = pos - group_start
@@ -203,155 +208,223 @@ class AnomalyEngine:
         lo: np.ndarray | None,
         hi: np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """One round: ``ids`` are distinct.  Returns (score, reason) for these rows."""
+        """One round: ``ids`` are distinct.  Returns (score, reason) for these rows.
+
+        Written for speed: one gather and one scatter of the state rows, and as few
+        array operations as the arithmetic allows (each costs ~1-3 us on 1,000 rows).
+        """
         c = self.config
-        old = self._f[ids]
-        new = old.copy()
-        n = old[:, C_N]
-        fresh = n == 0
+        f = self._f
+        seas = self._s
+        o = f[ids].T  # (N_COLS, m): one gather; rows of `o` are the state columns
+        new = np.empty_like(o)
+        n = o[C_N]
+        fresh = n == 0.0
+        last_ts = o[C_TS]
 
         finite = np.isfinite(x)
         ts_ok = np.isfinite(ts)
-        oor = np.isinf(x)
-        with np.errstate(invalid="ignore"):
-            if lo is not None:
-                oor |= x < lo
-            if hi is not None:
-                oor |= x > hi
-            inorder = fresh | (ts > old[:, C_TS])
-        upd = finite & ts_ok & inorder & ~oor
-        xs = np.where(finite, x, 0.0)  # keeps NaN out of every intermediate below
-        tss = np.where(ts_ok, ts, 0.0)
+        all_ok = bool(finite.all()) and bool(ts_ok.all())
+        xs = x if all_ok else np.where(finite, x, 0.0)  # NaN never reaches the arithmetic
+        tss = ts if all_ok else np.where(ts_ok, ts, 0.0)
+        upd = fresh | (tss > last_ts)
+        if not all_ok:
+            upd &= finite & ts_ok
+        oor: np.ndarray | None = None
+        if lo is not None or hi is not None or not all_ok:
+            oor = np.isinf(x)
+            with np.errstate(invalid="ignore"):
+                if lo is not None:
+                    oor |= x < lo
+                if hi is not None:
+                    oor |= x > hi
+            upd &= ~oor
 
         # ---- seasonal bins (hour of local day, local day of week)
         loc = tss + c.tz_offset_s
-        day = np.floor(loc / 86400.0)
-        hour = ((loc - day * 86400.0) // 3600.0).astype(np.int64)
-        dow = (N_HOUR + (day + 3.0) % 7.0).astype(np.int64)  # epoch day 0 was a Thursday
-        seas = self._s
+        day = np.floor(loc * (1.0 / 86400.0))
+        hour = ((loc - day * 86400.0) * (1.0 / 3600.0)).astype(np.int64)
+        dow = ((day + 3.0) % 7.0).astype(np.int64)  # epoch day 0 was a Thursday
+        dow += N_HOUR
         sh = seas[ids, hour].astype(np.float64)
         sd = seas[ids, dow].astype(np.float64)
 
-        mu = old[:, C_MU]
-        mad = old[:, C_MAD]
-        floor = _TINY + _REL_FLOOR * np.abs(mu)
+        mu = o[C_MU]
+        mad = o[C_MAD]
+        mad0 = o[C_MAD0]
+        floor = np.abs(mu)
+        floor *= _REL_FLOOR
+        floor += _TINY
         scale = _SQRT_PI_2 * mad + floor
-        r = xs - (mu + sh + sd)
-        z_spike = np.abs(r) / scale
-        r0 = xs - mu
-        scale0 = _SQRT_PI_2 * old[:, C_MAD0] + floor
-        z_plain = np.abs(r0) / scale0
+        r = xs - mu
+        r0 = r.copy()
+        r -= sh
+        r -= sd
+        abs_r = np.abs(r)
+        z_spike = abs_r / scale
+        scale0 = _SQRT_PI_2 * mad0 + floor
+        abs_r0 = np.abs(r0)
 
         # ---- sustained level shift: fast EWMA of the clipped standardised residual
         clip = 2.0 * c.huber_k
-        fast = _ew(old[:, C_FAST], np.clip(r / scale, -clip, clip), c.alpha_fast)
-        z_level = np.abs(fast) * float(np.sqrt((2.0 - c.alpha_fast) / c.alpha_fast))
+        zr = r / scale
+        np.clip(zr, -clip, clip, out=zr)
+        fast = o[C_FAST] + c.alpha_fast * (zr - o[C_FAST])
+        z_level = np.abs(fast)
+        z_level *= float(np.sqrt((2.0 - c.alpha_fast) / c.alpha_fast))
 
         # ---- rate of change over regular intervals (a gap breaks the difference chain)
-        dtv = tss - old[:, C_TS]
-        dt_typ = old[:, C_DT]
-        gap = fresh | ((dt_typ > 0) & (dtv > c.gap_factor * dt_typ))
-        diff = xs - old[:, C_X]
-        dscale = _SQRT_PI_2 * old[:, C_DMAD] + floor
-        z_roc = np.where(gap, 0.0, np.abs(diff) / dscale)
+        dtv = tss - last_ts
+        dt_typ = o[C_DT]
+        gap = dtv > c.gap_factor * dt_typ
+        gap &= dt_typ > 0.0
+        gap |= fresh
+        diff = xs - o[C_X]
+        abs_diff = np.abs(diff)
+        dmad = o[C_DMAD]
+        dscale = _SQRT_PI_2 * dmad + floor
+        z_roc = abs_diff / dscale
+        z_roc[gap] = 0.0
 
         # ---- flatline: a run of identical values far longer than any completed before
-        same = ~gap & (diff == 0.0)
-        run = np.where(same, old[:, C_RUN] + 1.0, 1.0)
-        runmax = np.where(same, old[:, C_RUNMAX], np.maximum(old[:, C_RUNMAX], old[:, C_RUN]))
-        chg = np.minimum(old[:, C_CHG] + (~same & ~fresh), 1e9)
-        flat = (chg >= c.flat_min_changes) & (
-            run > c.flat_factor * np.maximum(runmax, c.flat_min_run)
-        )
+        same = diff == 0.0
+        same &= ~gap
+        not_same = ~same
+        run_old = o[C_RUN]
+        run = np.where(same, run_old + 1.0, 1.0)
+        runmax = np.where(same, o[C_RUNMAX], np.maximum(o[C_RUNMAX], run_old))
+        chg = o[C_CHG] + (not_same & ~fresh)
+        np.minimum(chg, 1e9, out=chg)
+        flat = run > c.flat_factor * np.maximum(runmax, c.flat_min_run)
+        flat &= chg >= c.flat_min_changes
 
         # ---- spatial novelty: leaving the range of values seen so far
-        vmin = old[:, C_VMIN]
-        vmax = old[:, C_VMAX]
+        vmin = o[C_VMIN]
+        vmax = o[C_VMAX]
         tol = c.novelty_tol * (vmax - vmin)
-        novel = ((xs > vmax + tol) | (xs < vmin - tol)) & (z_spike >= c.novelty_min_z)
+        novel = xs > vmax + tol
+        novel |= xs < vmin - tol
+        novel &= z_spike >= c.novelty_min_z
 
         # ---- raw score of this reading, then its likelihood against the series' history
         warm = n >= c.warmup
-        zmax = np.maximum(np.maximum(z_level, z_spike), z_roc)
-        raw = np.where(warm, 1.0 - np.exp(-0.5 * (zmax / c.raw_scale) ** 2), 0.0)
-        ls = _ew(old[:, C_LS], raw, c.alpha_lik_short)
-        lm = old[:, C_LM]
-        lv = old[:, C_LV]
-        z_lik = (ls - lm) / np.sqrt(lv + 1e-6)
-        lik_ready = n >= c.warmup + c.lik_warmup
-        sigma = np.where(lik_ready, np.maximum(z_lik, 0.0), 0.0)
-        direct = np.where(warm & (novel | flat), c.novelty_sigma, 0.0)
-        total = np.maximum(sigma, direct)
-        score = np.minimum(total / c.score_sigma, 1.0)
+        zmax = np.maximum(z_level, z_spike)
+        np.maximum(zmax, z_roc, out=zmax)
+        q = zmax * (1.0 / c.raw_scale)
+        q *= q
+        q *= -0.5
+        raw = 1.0 - np.exp(q)
+        raw[~warm] = 0.0
+        ls = o[C_LS] + c.alpha_lik_short * (raw - o[C_LS])
+        lm = o[C_LM]
+        lv = o[C_LV]
+        sigma = (ls - lm) / np.sqrt(lv + 1e-6)
+        np.maximum(sigma, 0.0, out=sigma)
+        sigma[n < c.warmup + c.lik_warmup] = 0.0
+        direct_on = novel | flat
+        direct_on &= warm
+        direct_wins = direct_on & (sigma <= c.novelty_sigma)
+        total = np.where(direct_wins, c.novelty_sigma, sigma)
+        score = total * (1.0 / c.score_sigma)
+        np.minimum(score, 1.0, out=score)
 
         # reason: the direct component, or the raw component that is largest right now
-        comp = np.argmax(np.stack((z_level, z_spike, z_roc)), axis=0)
-        rsn = np.choose(comp, (R_LEVEL, R_SPIKE, R_ROC)).astype(np.uint8)
-        seasonal = (rsn == R_SPIKE) & (z_plain < c.huber_k) & (old[:, C_MAD0] > 1.5 * mad)
+        rsn = np.where(
+            z_level >= zmax, np.uint8(R_LEVEL), np.where(z_spike >= zmax, np.uint8(R_SPIKE), np.uint8(R_ROC))
+        )
+        seasonal = rsn == R_SPIKE
+        seasonal &= abs_r0 < c.huber_k * scale0
+        seasonal &= mad0 > 1.5 * mad
         rsn[seasonal] = R_SEASONAL
-        rsn[direct >= sigma] = R_NEW
-        rsn[flat & (direct >= sigma)] = R_FLAT
+        rsn[direct_wins] = R_NEW
+        rsn[direct_wins & flat] = R_FLAT
 
         # damp repeats for a while after a detection, so one event alerts once
-        held = tss < old[:, C_HOLD]
-        score = np.where(held, score * c.hold_damp, score)
-        fired = ~held & (score >= c.fire_level)
+        held = tss < o[C_HOLD]
+        score[held] *= c.hold_damp
+        fired = score >= c.fire_level
+        fired &= ~held
         rsn[score <= 0.0] = R_NONE
-        score = np.where(finite, score, 0.0)
-        rsn[~finite] = R_NONE
-        score[oor] = 1.0
-        rsn[oor] = R_RANGE
+        if not all_ok:
+            score[~finite] = 0.0
+            rsn[~finite] = R_NONE
+        if oor is not None:
+            score[oor] = 1.0
+            rsn[oor] = R_RANGE
 
         # ---- learn (only rows in `upd`; others keep their old state row)
         a_warm = 1.0 / (n + 1.0)
-        a_lvl = np.maximum(c.alpha_level, a_warm)
-        a_spr = np.maximum(c.alpha_spread, a_warm)
-        k = np.where(n < 30, np.inf, c.huber_k * scale)
+        a_lvl = np.maximum(a_warm, c.alpha_level)
+        a_spr = np.maximum(a_warm, c.alpha_spread)
+        early = n < 30.0  # too few readings for a spread: learn unclipped
+        k = c.huber_k * scale
+        k[early] = np.inf
         rc = np.clip(r, -k, k)
-        new[:, C_MU] = mu + a_lvl * rc
-        seas_step = rc * (1.0 - a_lvl)
-        sh_new = sh + np.maximum(c.alpha_hour, a_warm) * seas_step
-        sd_new = sd + c.alpha_day * seas_step
+        new[C_MU] = mu + a_lvl * rc
+        rc *= 1.0 - a_lvl
+        sh_new = sh + np.maximum(a_warm, c.alpha_hour) * rc
+        sd_new = sd + c.alpha_day * rc
         cap = 5.0 * scale + floor
-        new[:, C_MAD] = _ew(mad, np.minimum(np.abs(r), np.where(n < 30, np.inf, cap)), a_spr)
+        cap[early] = np.inf
+        np.minimum(abs_r, cap, out=abs_r)
+        new[C_MAD] = mad + a_spr * (abs_r - mad)
         cap0 = 5.0 * scale0 + floor
-        new[:, C_MAD0] = _ew(
-            old[:, C_MAD0], np.minimum(np.abs(r0), np.where(n < 30, np.inf, cap0)), a_spr
-        )
-        new[:, C_FAST] = np.where(warm, fast, 0.0)
+        cap0[early] = np.inf
+        np.minimum(abs_r0, cap0, out=abs_r0)
+        new[C_MAD0] = mad0 + a_spr * (abs_r0 - mad0)
+        new[C_FAST] = fast
+        new[C_FAST][~warm] = 0.0
         nd = np.maximum(n - 1.0, 0.0)
         a_d = np.maximum(c.alpha_diff, 1.0 / (nd + 1.0))
-        dcap = np.where(nd < 30, np.inf, 5.0 * dscale)
-        new[:, C_DMAD] = np.where(gap, old[:, C_DMAD], _ew(old[:, C_DMAD], np.minimum(np.abs(diff), dcap), a_d))
-        new[:, C_DT] = np.where(
-            fresh,
-            0.0,
-            np.where(dt_typ > 0, _ew(dt_typ, np.minimum(dtv, 10.0 * dt_typ), c.alpha_dt), dtv),
-        )
-        new[:, C_RUN] = run
-        new[:, C_RUNMAX] = runmax
-        new[:, C_CHG] = chg
-        new[:, C_VMIN] = np.where(fresh, xs, np.minimum(vmin, xs))
-        new[:, C_VMAX] = np.where(fresh, xs, np.maximum(vmax, xs))
-        nl = n - c.warmup
-        a_long = np.maximum(c.alpha_lik_long, 1.0 / (np.maximum(nl, 0.0) + 1.0))
+        dcap = 5.0 * dscale
+        dcap[nd < 30.0] = np.inf
+        np.minimum(abs_diff, dcap, out=abs_diff)
+        new[C_DMAD] = dmad + a_d * (abs_diff - dmad)
+        new[C_DMAD][gap] = dmad[gap]
+        dt_new = dt_typ + c.alpha_dt * (np.minimum(dtv, 10.0 * dt_typ) - dt_typ)
+        first_dt = dt_typ <= 0.0
+        dt_new[first_dt] = dtv[first_dt]
+        dt_new[fresh] = 0.0
+        new[C_DT] = dt_new
+        new[C_RUN] = run
+        new[C_RUNMAX] = runmax
+        new[C_CHG] = chg
+        new[C_VMIN] = np.minimum(vmin, xs)
+        new[C_VMAX] = np.maximum(vmax, xs)
+        a_long = np.maximum(n - c.warmup, 0.0)
+        a_long += 1.0
+        np.divide(1.0, a_long, out=a_long)
+        np.maximum(a_long, c.alpha_lik_long, out=a_long)
         dl = raw - lm
-        new[:, C_LM] = np.where(warm, lm + a_long * dl, 0.0)
-        new[:, C_LV] = np.where(warm, (1.0 - a_long) * (lv + a_long * dl * dl), 0.0)
-        new[:, C_LS] = ls
-        new[:, C_HOLD] = np.where(fired, tss + c.hold_intervals * dt_typ, old[:, C_HOLD])
-        new[:, C_MU] = np.where(fresh, xs, new[:, C_MU])
-        new[:, C_N] = n + 1.0
-        new[:, C_TS] = tss
-        new[:, C_X] = xs
+        new[C_LM] = lm + a_long * dl
+        dl *= dl
+        dl *= a_long
+        dl += lv
+        dl *= 1.0 - a_long
+        new[C_LV] = dl
+        new[C_LS] = ls
+        new[C_HOLD] = o[C_HOLD]
+        if fired.any():
+            new[C_HOLD][fired] = (tss + c.hold_intervals * dt_typ)[fired]
+        new[C_N] = n + 1.0
+        new[C_TS] = tss
+        new[C_X] = xs
+        if fresh.any():
+            new[C_MU][fresh] = xs[fresh]
+            new[C_VMIN][fresh] = xs[fresh]
+            new[C_VMAX][fresh] = xs[fresh]
+        cold = ~warm
+        if cold.any():
+            new[C_LM][cold] = 0.0
+            new[C_LV][cold] = 0.0
 
         if upd.all():
-            self._f[ids] = new
+            f[ids] = new.T
             seas[ids, hour] = sh_new
             seas[ids, dow] = sd_new
         elif upd.any():
             u = ids[upd]
-            self._f[u] = new[upd]
+            f[u] = new.T[upd]
             seas[u, hour[upd]] = sh_new[upd]
             seas[u, dow[upd]] = sd_new[upd]
         return score, rsn
