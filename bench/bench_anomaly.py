@@ -119,9 +119,7 @@ def bench_nab(nab_dir: Path) -> dict[str, Any]:
         if summary.is_file():
             profiles = json.loads(summary.read_text())["profiles"]
             result["profiles"] = {
-                name: {
-                    k: p[k] for k in ("score", "threshold", "windows_hit", "windows", "fp")
-                }
+                name: {k: p[k] for k in ("score", "threshold", "windows_hit", "windows", "fp")}
                 for name, p in profiles.items()
             }
         else:

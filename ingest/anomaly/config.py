@@ -41,6 +41,15 @@ class DetectorConfig:
     novelty_tol: float = 0.05
     novelty_sigma: float = 6.0
     novelty_min_z: float = 4.0  # and being this many spreads off the prediction
+    novelty_rank: float = 0.0  # extra sigma for leaving the range by its whole width
+    flat_sigma: float = 6.0
+    # weights of the level and rate-of-change components against the spike component
+    w_level: float = 1.0
+    w_roc: float = 1.0
+    # distribution change (relative entropy of residual histograms); 0 disables
+    w_re: float = 0.0
+    alpha_hist_short: float = 0.05
+    alpha_hist_long: float = 0.002
     # anomaly likelihood on the raw score: short vs long EW statistics
     alpha_lik_short: float = 0.2
     alpha_lik_long: float = 0.002

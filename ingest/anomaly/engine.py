@@ -32,8 +32,9 @@ REASONS: dict[int, str] = {
     5: "flatline",
     6: "out_of_range",
     7: "new_range",
+    8: "distribution",
 }
-R_NONE, R_LEVEL, R_SPIKE, R_ROC, R_SEASONAL, R_FLAT, R_RANGE, R_NEW = range(8)
+R_NONE, R_LEVEL, R_SPIKE, R_ROC, R_SEASONAL, R_FLAT, R_RANGE, R_NEW, R_DIST = range(9)
 
 # columns of the float64 state matrix
 (
@@ -59,7 +60,10 @@ R_NONE, R_LEVEL, R_SPIKE, R_ROC, R_SEASONAL, R_FLAT, R_RANGE, R_NEW = range(8)
 N_COLS = 18
 N_HOUR = 24
 N_DAY = 7
-N_SEAS = N_HOUR + N_DAY
+N_BINS = 9  # histogram of the standardised residual, unit bins centred on -4..4
+H_SHORT = N_HOUR + N_DAY  # first column of the short (recent) histogram
+H_LONG = H_SHORT + N_BINS  # first column of the long (reference) histogram
+N_SEAS = H_LONG + N_BINS  # float32 columns: seasonal bins, then both histograms
 
 _SQRT_PI_2 = float(np.sqrt(np.pi / 2.0))  # mean |N(0,1)| = sqrt(2/pi), so sigma = MAD * this
 _TINY = 1e-9
@@ -308,8 +312,34 @@ class AnomalyEngine:
 
         # ---- raw score of this reading, then its likelihood against the series' history
         warm = n >= c.warmup
+        a_warm = 1.0 / (n + 1.0)
+        if c.w_level != 1.0:
+            z_level *= c.w_level
+        if c.w_roc != 1.0:
+            z_roc *= c.w_roc
         zmax = np.maximum(z_level, z_spike)
         np.maximum(zmax, z_roc, out=zmax)
+
+        # ---- distribution change: relative entropy of the recent residual histogram
+        # against the long one (a chi-square statistic with N_BINS - 1 dof)
+        hist = seas[ids, H_SHORT:N_SEAS].astype(np.float64)
+        hs = hist[:, :N_BINS]
+        hl = hist[:, N_BINS:]
+        b = np.rint(r / scale)
+        np.clip(b, -4.0, 4.0, out=b)
+        bi = b.astype(np.int64)
+        bi += 4
+        rows = np.arange(ids.shape[0])
+        hs *= 1.0 - c.alpha_hist_short
+        hs[rows, bi] += c.alpha_hist_short
+        a_hl = np.maximum(a_warm, c.alpha_hist_long)
+        hl *= (1.0 - a_hl)[:, None]
+        hl[rows, bi] += a_hl
+        kl = (hs + 1e-3) * np.log((hs + 1e-3) / (hl + 1e-3))
+        g = kl.sum(axis=1)
+        g *= 2.0 * (2.0 - c.alpha_hist_short) / c.alpha_hist_short
+        z_re = (g - (N_BINS - 1)) * (c.w_re / np.sqrt(2.0 * (N_BINS - 1)))
+        np.maximum(zmax, z_re, out=zmax)
         q = zmax * (1.0 / c.raw_scale)
         q *= q
         q *= -0.5
@@ -321,23 +351,34 @@ class AnomalyEngine:
         sigma = (ls - lm) / np.sqrt(lv + 1e-6)
         np.maximum(sigma, 0.0, out=sigma)
         sigma[n < c.warmup + c.lik_warmup] = 0.0
-        direct_on = novel | flat
-        direct_on &= warm
-        direct_wins = direct_on & (sigma <= c.novelty_sigma)
-        total = np.where(direct_wins, c.novelty_sigma, sigma)
+        # direct components bypass the likelihood: a new range ranks by how far it leaves
+        # the old one; a flatline gets a fixed level
+        width = vmax - vmin
+        width += floor
+        excess = np.maximum(xs - vmax, vmin - xs)
+        excess /= width
+        np.minimum(excess, 1.0, out=excess)
+        direct = c.novelty_sigma + c.novelty_rank * excess
+        direct[~novel] = 0.0
+        direct[flat & (direct < c.flat_sigma)] = c.flat_sigma
+        direct[~warm] = 0.0
+        direct_wins = direct > 0.0
+        direct_wins &= sigma <= direct
+        total = np.where(direct_wins, direct, sigma)
         score = total * (1.0 / c.score_sigma)
         np.minimum(score, 1.0, out=score)
 
         # reason: the direct component, or the raw component that is largest right now
-        rsn = np.where(
-            z_level >= zmax, np.uint8(R_LEVEL), np.where(z_spike >= zmax, np.uint8(R_SPIKE), np.uint8(R_ROC))
-        )
+        u8 = np.uint8
+        rsn = np.where(z_roc >= zmax, u8(R_ROC), u8(R_DIST))
+        rsn = np.where(z_spike >= zmax, u8(R_SPIKE), rsn)
+        rsn = np.where(z_level >= zmax, u8(R_LEVEL), rsn)
         seasonal = rsn == R_SPIKE
         seasonal &= abs_r0 < c.huber_k * scale0
         seasonal &= mad0 > 1.5 * mad
         rsn[seasonal] = R_SEASONAL
         rsn[direct_wins] = R_NEW
-        rsn[direct_wins & flat] = R_FLAT
+        rsn[direct_wins & flat & ~novel] = R_FLAT
 
         # damp repeats for a while after a detection, so one event alerts once
         held = tss < o[C_HOLD]
@@ -353,7 +394,6 @@ class AnomalyEngine:
             rsn[oor] = R_RANGE
 
         # ---- learn (only rows in `upd`; others keep their old state row)
-        a_warm = 1.0 / (n + 1.0)
         a_lvl = np.maximum(a_warm, c.alpha_level)
         a_spr = np.maximum(a_warm, c.alpha_spread)
         early = n < 30.0  # too few readings for a spread: learn unclipped
@@ -422,11 +462,13 @@ class AnomalyEngine:
             f[ids] = new.T
             seas[ids, hour] = sh_new
             seas[ids, dow] = sd_new
+            seas[ids, H_SHORT:N_SEAS] = hist
         elif upd.any():
             u = ids[upd]
             f[u] = new.T[upd]
             seas[u, hour[upd]] = sh_new[upd]
             seas[u, dow[upd]] = sd_new[upd]
+            seas[u, H_SHORT:N_SEAS] = hist[upd]
         return score, rsn
 
     # ------------------------------------------------------------------ persistence
