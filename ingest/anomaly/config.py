@@ -40,12 +40,13 @@ class DetectorConfig:
     # spatial novelty: leaving the range seen so far by this fraction of its width
     novelty_tol: float = 0.05
     novelty_sigma: float = 6.0
-    novelty_min_z: float = 4.0  # and being this many spreads off the prediction
+    novelty_min_z: float = 5.0  # and being this many spreads off the prediction
+    range_decay: float = 0.0  # per reading, pulls the remembered range toward the level
     novelty_rank: float = 0.0  # extra sigma for leaving the range by its whole width
     flat_sigma: float = 6.0
     # weights of the level and rate-of-change components against the spike component
-    w_level: float = 1.0
-    w_roc: float = 1.0
+    w_level: float = 0.3
+    w_roc: float = 0.3
     # distribution change (relative entropy of residual histograms); 0 disables
     w_re: float = 0.0
     alpha_hist_short: float = 0.05
@@ -54,6 +55,8 @@ class DetectorConfig:
     alpha_lik_short: float = 0.2
     alpha_lik_long: float = 0.002
     lik_warmup: int = 150
+    # weight of the strongest raw component taken directly, beside the likelihood
+    w_raw_direct: float = 0.0
     # raw component saturation (sigma units) and final mapping
     raw_scale: float = 3.0
     score_sigma: float = 8.0
@@ -61,6 +64,8 @@ class DetectorConfig:
     fire_level: float = 0.5
     hold_intervals: float = 100.0
     hold_damp: float = 0.2
+    hold_direct: bool = True  # damp the direct components (new range, flatline) too
+    hold_rearm: float = 1.2  # > 0: a score above this times the held alert's is not damped
 
     def to_dict(self) -> dict[str, float]:
         return {k: float(v) for k, v in asdict(self).items()}

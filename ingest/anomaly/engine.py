@@ -56,8 +56,9 @@ R_NONE, R_LEVEL, R_SPIKE, R_ROC, R_SEASONAL, R_FLAT, R_RANGE, R_NEW, R_DIST = ra
     C_LV,  # long EW variance of the raw score
     C_LS,  # short EW mean of the raw score
     C_HOLD,  # scores are damped until this timestamp (after a detection)
-) = range(18)
-N_COLS = 18
+    C_PEAK,  # score of the detection that started the hold
+) = range(19)
+N_COLS = 19
 N_HOUR = 24
 N_DAY = 7
 N_BINS = 9  # histogram of the standardised residual, unit bins centred on -4..4
@@ -350,6 +351,8 @@ class AnomalyEngine:
         lv = o[C_LV]
         sigma = (ls - lm) / np.sqrt(lv + 1e-6)
         np.maximum(sigma, 0.0, out=sigma)
+        if c.w_raw_direct > 0.0:
+            np.maximum(sigma, c.w_raw_direct * zmax, out=sigma)
         sigma[n < c.warmup + c.lik_warmup] = 0.0
         # direct components bypass the likelihood: a new range ranks by how far it leaves
         # the old one; a flatline gets a fixed level
@@ -382,6 +385,11 @@ class AnomalyEngine:
 
         # damp repeats for a while after a detection, so one event alerts once
         held = tss < o[C_HOLD]
+        if not c.hold_direct:
+            held &= ~direct_wins
+        if c.hold_rearm > 0.0:
+            # a clearly stronger event than the one that started the hold still alerts
+            held &= score <= c.hold_rearm * o[C_PEAK]
         score[held] *= c.hold_damp
         fired = score >= c.fire_level
         fired &= ~held
@@ -429,8 +437,14 @@ class AnomalyEngine:
         new[C_RUN] = run
         new[C_RUNMAX] = runmax
         new[C_CHG] = chg
-        new[C_VMIN] = np.minimum(vmin, xs)
-        new[C_VMAX] = np.maximum(vmax, xs)
+        if c.range_decay > 0.0:
+            # the remembered range shrinks slowly toward the level, so "new range" means
+            # new for the recent past rather than for all time
+            new[C_VMIN] = np.minimum(vmin + c.range_decay * (mu - vmin), xs)
+            new[C_VMAX] = np.maximum(vmax - c.range_decay * (vmax - mu), xs)
+        else:
+            new[C_VMIN] = np.minimum(vmin, xs)
+            new[C_VMAX] = np.maximum(vmax, xs)
         a_long = np.maximum(n - c.warmup, 0.0)
         a_long += 1.0
         np.divide(1.0, a_long, out=a_long)
@@ -444,8 +458,10 @@ class AnomalyEngine:
         new[C_LV] = dl
         new[C_LS] = ls
         new[C_HOLD] = o[C_HOLD]
+        new[C_PEAK] = o[C_PEAK]
         if fired.any():
             new[C_HOLD][fired] = (tss + c.hold_intervals * dt_typ)[fired]
+            new[C_PEAK][fired] = score[fired]
         new[C_N] = n + 1.0
         new[C_TS] = tss
         new[C_X] = xs
