@@ -1,0 +1,162 @@
+"""Benchmark the anomaly engine: update throughput on one core, and the NAB public-half score.
+
+Usage (from the repository root)::
+
+    python bench/bench_anomaly.py [--skip-speed] [--skip-nab] [--out bench/results/anomaly.json]
+
+Speed: 10,000 live series, batches of 1,000 distinct series, timed with
+``time.perf_counter`` around each ``update`` call after a warm-up, so the figures are the
+time the detector adds to one batch.  NAB: runs ``python -m ingest.anomaly {in} {out}``
+on every public-half file through NAB's own ``run_detector.py`` (one job, with
+``--check-causal 3``) and records the three profile scores.  The NAB folder comes from
+``PANTAU_NAB_DIR`` (default ``../shared/nab`` beside the repository); when it is absent
+the NAB part is recorded as skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ingest.anomaly import AnomalyEngine  # noqa: E402
+
+
+def bench_speed(
+    n_series: int = 10_000, batch: int = 1_000, warm_rounds: int = 40, rounds: int = 60
+) -> dict[str, Any]:
+    """Reading updates per second and milliseconds per 1,000-reading batch."""
+    eng = AnomalyEngine(initial_capacity=1024)
+    ids_all = eng.series_ids([f"dev-{i:05d}/value" for i in range(n_series)])
+    rng = np.random.default_rng(0)
+    level = rng.uniform(0, 500, n_series)
+    spread = rng.uniform(0.5, 20, n_series)
+    t0 = 1_750_000_000.0
+
+    def one_round(r: int, timings: list[float] | None) -> None:
+        # each round every series reports once, in a shuffled order split into batches
+        perm = rng.permutation(n_series)
+        ts_round = t0 + 60.0 * r
+        vals = level + spread * rng.standard_normal(n_series)
+        for k in range(0, n_series, batch):
+            sel = perm[k : k + batch]
+            ids = ids_all[sel]
+            ts = np.full(sel.shape[0], ts_round) + rng.uniform(0, 30, sel.shape[0])
+            x = vals[sel]
+            start = time.perf_counter()
+            eng.update(ids, ts, x)
+            if timings is not None:
+                timings.append(time.perf_counter() - start)
+
+    for r in range(warm_rounds):
+        one_round(r, None)
+    timings: list[float] = []
+    for r in range(warm_rounds, warm_rounds + rounds):
+        one_round(r, timings)
+    t = np.array(timings)
+    total_rows = t.shape[0] * batch
+    return {
+        "series": n_series,
+        "batch_rows": batch,
+        "batches_timed": int(t.shape[0]),
+        "updates_per_s": total_rows / float(t.sum()),
+        "ms_per_batch_mean": 1e3 * float(t.mean()),
+        "ms_per_batch_p50": 1e3 * float(np.percentile(t, 50)),
+        "ms_per_batch_p99": 1e3 * float(np.percentile(t, 99)),
+        "state_bytes_per_series": AnomalyEngine.state_bytes_per_series(),
+        "target_updates_per_s": 2_000_000,
+        "target_ms_per_batch": 1.0,
+    }
+
+
+def bench_nab(nab_dir: Path) -> dict[str, Any]:
+    """Run the NAB public half through the CLI and NAB's scorer."""
+    runner = nab_dir / "run_detector.py"
+    if not runner.is_file():
+        return {"skipped": True, "reason": f"NAB runner not found at {runner}"}
+    with tempfile.TemporaryDirectory(prefix="pantau-nab-") as tmp:
+        out_dir = Path(tmp) / "out"
+        summary = Path(tmp) / "summary.json"
+        cmd_tpl = f"{sys.executable} -m ingest.anomaly {{in}} {{out}}"
+        argv = [
+            sys.executable, str(runner), "--subset", "public", "--out-dir", str(out_dir),
+            "-j", "1", "--check-causal", "3", "--json", str(summary), "--cmd", cmd_tpl,
+        ]  # fmt: skip
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        start = time.perf_counter()
+        proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True)
+        elapsed = time.perf_counter() - start
+        log = proc.stdout + proc.stderr
+        causal_lines = [ln for ln in log.splitlines() if ln.startswith("causality check:")]
+        result: dict[str, Any] = {
+            "skipped": False,
+            "command": cmd_tpl,
+            "exit_code": proc.returncode,
+            "seconds": elapsed,
+            "check_causal": {
+                "files": 3,
+                "passed": proc.returncode == 0 and "NOT CAUSAL" not in log,
+                "max_abs_score_change": max(
+                    (float(m.group(1)) for ln in causal_lines
+                     if (m := re.search(r"max \|score change\| (\S+)", ln))),
+                    default=None,
+                ),
+            },
+        }  # fmt: skip
+        if summary.is_file():
+            profiles = json.loads(summary.read_text())["profiles"]
+            result["profiles"] = {
+                name: {k: p[k] for k in ("score", "threshold", "windows_hit", "windows", "fp")}
+                for name, p in profiles.items()
+            }
+        else:
+            result["log_tail"] = log[-3000:]
+        return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-nab", action="store_true")
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "anomaly.json")
+    args = ap.parse_args(argv)
+    nab_dir = Path(os.environ.get("PANTAU_NAB_DIR", REPO.parent / "shared" / "nab"))
+    results: dict[str, Any] = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "machine": platform.machine(),
+        "timestamp_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if args.skip_speed:
+        results["speed"] = {"skipped": True, "reason": "--skip-speed"}
+    else:
+        results["speed"] = bench_speed()
+        print(json.dumps(results["speed"], indent=2))
+    if args.skip_nab:
+        results["nab"] = {"skipped": True, "reason": "--skip-nab"}
+    elif not nab_dir.is_dir():
+        results["nab"] = {"skipped": True, "reason": f"NAB folder {nab_dir} not found"}
+    else:
+        results["nab"] = bench_nab(nab_dir)
+    print(json.dumps(results["nab"], indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

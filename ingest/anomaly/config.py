@@ -1,0 +1,71 @@
+"""Tunable constants of the streaming anomaly engine, in one frozen dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Knobs of :class:`ingest.anomaly.engine.AnomalyEngine`.
+
+    Rates are per accepted reading (count based, not time based): a sensor that reports
+    every minute adapts in fewer wall-clock hours than one that reports hourly, but both
+    need the same number of readings to learn.  The defaults are generic — they were
+    chosen on the public half of NAB and on synthetic river/traffic series, with no
+    per-series tuning.
+    """
+
+    # readings a new series learns silently before it may score above zero
+    warmup: int = 150
+    # level / spread (Huber-clipped EWMA of the de-seasonalised value, EW mean |residual|)
+    alpha_level: float = 0.02
+    alpha_spread: float = 0.01
+    huber_k: float = 3.0
+    # fast EWMA of the standardised residual, for sustained level shifts
+    alpha_fast: float = 0.15
+    # seasonal bins: hour of day (24) and day of week (7), EW updated per visit
+    alpha_hour: float = 0.05
+    alpha_day: float = 0.01
+    tz_offset_s: float = 8 * 3600.0  # WITA (UTC+8), Luwu Timur local time
+    # rate of change: EW mean |first difference|
+    alpha_diff: float = 0.01
+    # a gap: interval longer than this many typical intervals
+    gap_factor: float = 5.0
+    alpha_dt: float = 0.05
+    # flatline: a run of identical values this many times longer than the longest seen
+    flat_factor: float = 2.0
+    flat_min_run: float = 12.0
+    flat_min_changes: float = 20.0
+    # spatial novelty: leaving the range seen so far by this fraction of its width
+    novelty_tol: float = 0.05
+    novelty_sigma: float = 6.0
+    novelty_min_z: float = 5.0  # and being this many spreads off the prediction
+    range_decay: float = 0.0  # per reading, pulls the remembered range toward the level
+    novelty_rank: float = 0.0  # extra sigma for leaving the range by its whole width
+    flat_sigma: float = 6.0
+    # weights of the level and rate-of-change components against the spike component
+    w_level: float = 0.3
+    w_roc: float = 0.3
+    # distribution change (relative entropy of residual histograms); 0 disables
+    w_re: float = 0.0
+    alpha_hist_short: float = 0.05
+    alpha_hist_long: float = 0.002
+    # anomaly likelihood on the raw score: short vs long EW statistics
+    alpha_lik_short: float = 0.2
+    alpha_lik_long: float = 0.002
+    lik_warmup: int = 150
+    # weight of the strongest raw component taken directly, beside the likelihood
+    w_raw_direct: float = 0.0
+    # raw component saturation (sigma units) and final mapping
+    raw_scale: float = 3.0
+    score_sigma: float = 8.0
+    # after a score above `fire_level`, damp scores for `hold_intervals` typical intervals
+    fire_level: float = 0.5
+    hold_intervals: float = 100.0
+    hold_damp: float = 0.2
+    hold_direct: bool = True  # damp the direct components (new range, flatline) too
+    hold_rearm: float = 1.2  # > 0: a score above this times the held alert's is not damped
+
+    def to_dict(self) -> dict[str, float]:
+        return {k: float(v) for k, v in asdict(self).items()}

@@ -1,0 +1,526 @@
+"""Vectorised streaming anomaly engine: per-series state in numpy arrays, scored batch-wise.
+
+Every series (one ``device/field`` pair) gets an integer id; its whole state is one row of
+a float64 matrix plus one row of a small float32 matrix of seasonal bins.  ``update``
+scores a batch of readings at once: it gathers the state rows of the batch, computes all
+components with array arithmetic, and scatters the new rows back.  A batch that holds the
+same series several times is split into rounds by occurrence rank, so the rows of one
+series are applied in their order and the result equals feeding them one at a time.
+
+See ``ingest/anomaly/README.md`` for the detectors, the combination rule and the rules for
+gaps, duplicates and out-of-order readings.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ingest.anomaly.config import DetectorConfig
+
+REASONS: dict[int, str] = {
+    0: "none",
+    1: "level",
+    2: "spike",
+    3: "rate_of_change",
+    4: "seasonal",
+    5: "flatline",
+    6: "out_of_range",
+    7: "new_range",
+    8: "distribution",
+}
+R_NONE, R_LEVEL, R_SPIKE, R_ROC, R_SEASONAL, R_FLAT, R_RANGE, R_NEW, R_DIST = range(9)
+
+# columns of the float64 state matrix
+(
+    C_N,  # accepted readings
+    C_TS,  # timestamp of the last accepted reading (s)
+    C_X,  # last accepted value
+    C_DT,  # EW typical interval between readings (s)
+    C_MU,  # level of the de-seasonalised value
+    C_MAD,  # EW mean |residual| after level + seasonal bins
+    C_MAD0,  # EW mean |value - level| (ignoring seasonality)
+    C_FAST,  # fast EWMA of the clipped standardised residual
+    C_DMAD,  # EW mean |first difference|
+    C_RUN,  # length of the current run of identical values
+    C_RUNMAX,  # longest completed run seen
+    C_CHG,  # number of value changes seen (capped)
+    C_VMIN,  # smallest value seen after warm-up began
+    C_VMAX,  # largest value seen
+    C_LM,  # long EW mean of the raw score
+    C_LV,  # long EW variance of the raw score
+    C_LS,  # short EW mean of the raw score
+    C_HOLD,  # scores are damped until this timestamp (after a detection)
+    C_PEAK,  # score of the detection that started the hold
+) = range(19)
+N_COLS = 19
+N_HOUR = 24
+N_DAY = 7
+N_BINS = 9  # histogram of the standardised residual, unit bins centred on -4..4
+H_SHORT = N_HOUR + N_DAY  # first column of the short (recent) histogram
+H_LONG = H_SHORT + N_BINS  # first column of the long (reference) histogram
+N_SEAS = H_LONG + N_BINS  # float32 columns: seasonal bins, then both histograms
+
+_SQRT_PI_2 = float(np.sqrt(np.pi / 2.0))  # mean |N(0,1)| = sqrt(2/pi), so sigma = MAD * this
+_TINY = 1e-9
+_REL_FLOOR = 1e-6
+
+
+@dataclass(frozen=True)
+class DetectionResult:
+    """Scores of one ``update`` call, one entry per input row in input order."""
+
+    score: np.ndarray  # float64 in [0, 1]
+    reason: np.ndarray  # uint8 key of REASONS: the component that dominated
+
+
+def _ew(old: np.ndarray, new: np.ndarray, alpha: np.ndarray | float) -> np.ndarray:
+    return old + alpha * (new - old)
+
+
+class AnomalyEngine:
+    """Streaming detector for many series at once; see the module docstring."""
+
+    def __init__(self, config: DetectorConfig | None = None, initial_capacity: int = 1024):
+        self.config = config or DetectorConfig()
+        cap = max(1, int(initial_capacity))
+        self._keys: list[str] = []
+        self._index: dict[str, int] = {}
+        self._f = np.zeros((cap, N_COLS), dtype=np.float64)
+        self._s = np.zeros((cap, N_SEAS), dtype=np.float32)
+        self._mark = np.zeros(cap, dtype=np.int64)  # scratch for the duplicate-id check
+
+    # ------------------------------------------------------------------ series registry
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @property
+    def capacity(self) -> int:
+        return int(self._f.shape[0])
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self._keys)
+
+    @staticmethod
+    def state_bytes_per_series() -> int:
+        """Bytes of numeric state per series (excluding the key string and dict entry)."""
+        return N_COLS * 8 + N_SEAS * 4
+
+    def state(self, sid: int) -> np.ndarray:
+        """A copy of one series' whole state (float64), for tests and debugging."""
+        return np.concatenate((self._f[sid], self._s[sid].astype(np.float64)))
+
+    def _grow(self, need: int) -> None:
+        cap = self.capacity
+        if need <= cap:
+            return
+        while cap < need:
+            cap *= 2
+        f = np.zeros((cap, N_COLS), dtype=np.float64)
+        s = np.zeros((cap, N_SEAS), dtype=np.float32)
+        f[: self._f.shape[0]] = self._f
+        s[: self._s.shape[0]] = self._s
+        self._f, self._s = f, s
+        self._mark = np.zeros(cap, dtype=np.int64)
+
+    def series_id(self, key: str) -> int:
+        sid = self._index.get(key)
+        if sid is None:
+            sid = len(self._keys)
+            self._grow(sid + 1)
+            self._keys.append(key)
+            self._index[key] = sid
+        return sid
+
+    def series_ids(self, keys: Sequence[str]) -> np.ndarray:
+        return np.fromiter((self.series_id(k) for k in keys), dtype=np.int64, count=len(keys))
+
+    # ------------------------------------------------------------------ scoring
+    def update(
+        self,
+        ids: np.ndarray,
+        ts_s: np.ndarray,
+        values: np.ndarray,
+        lo: np.ndarray | None = None,
+        hi: np.ndarray | None = None,
+    ) -> DetectionResult:
+        """Score a batch of readings and learn from the valid, in-order ones.
+
+        ``ids`` are series ids from ``series_id``; ``ts_s`` epoch seconds; ``lo``/``hi``
+        the physical range per row (NaN = no limit).  Rows of the same series are applied
+        in their order in the batch.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        ts = np.asarray(ts_s, dtype=np.float64)
+        x = np.asarray(values, dtype=np.float64)
+        n = ids.shape[0]
+        if ts.shape != (n,) or x.shape != (n,):
+            raise ValueError("ids, ts_s and values must be 1-d arrays of the same length")
+        if n and (ids.min() < 0 or ids.max() >= len(self._keys)):
+            raise IndexError("unknown series id in batch")
+        lo_a = None if lo is None else np.asarray(lo, dtype=np.float64)
+        hi_a = None if hi is None else np.asarray(hi, dtype=np.float64)
+        score = np.zeros(n, dtype=np.float64)
+        reason = np.zeros(n, dtype=np.uint8)
+        if n == 0:
+            return DetectionResult(score, reason)
+
+        # duplicate check in O(n): the last write of each id wins, so an earlier row of a
+        # repeated id reads back a different position
+        pos = np.arange(n)
+        mark = self._mark
+        mark[ids] = pos
+        if np.array_equal(mark[ids], pos):
+            s, r = self._step(ids, ts, x, lo_a, hi_a)
+            return DetectionResult(s, r)
+
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        starts = np.empty(n, dtype=bool)
+        starts[0] = True
+        np.not_equal(sorted_ids[1:], sorted_ids[:-1], out=starts[1:])
+        # rank of each row among the rows of its series, in input order
+        group_start = np.maximum.accumulate(np.where(starts, pos, 0))
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = pos - group_start
+        by_round = np.argsort(rank, kind="stable")
+        counts = np.bincount(rank)
+        bounds = np.concatenate(([0], np.cumsum(counts)))
+        for k in range(counts.shape[0]):
+            rows = by_round[bounds[k] : bounds[k + 1]]
+            s, r = self._step(
+                ids[rows],
+                ts[rows],
+                x[rows],
+                None if lo_a is None else lo_a[rows],
+                None if hi_a is None else hi_a[rows],
+            )
+            score[rows] = s
+            reason[rows] = r
+        return DetectionResult(score, reason)
+
+    def _step(
+        self,
+        ids: np.ndarray,
+        ts: np.ndarray,
+        x: np.ndarray,
+        lo: np.ndarray | None,
+        hi: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One round: ``ids`` are distinct.  Returns (score, reason) for these rows.
+
+        Written for speed: one gather and one scatter of the state rows, and as few
+        array operations as the arithmetic allows (each costs ~1-3 us on 1,000 rows).
+        """
+        c = self.config
+        f = self._f
+        seas = self._s
+        o = f[ids].T  # (N_COLS, m): one gather; rows of `o` are the state columns
+        new = np.empty_like(o)
+        n = o[C_N]
+        fresh = n == 0.0
+        last_ts = o[C_TS]
+
+        finite = np.isfinite(x)
+        ts_ok = np.isfinite(ts)
+        all_ok = bool(finite.all()) and bool(ts_ok.all())
+        xs = x if all_ok else np.where(finite, x, 0.0)  # NaN never reaches the arithmetic
+        tss = ts if all_ok else np.where(ts_ok, ts, 0.0)
+        upd = fresh | (tss > last_ts)
+        if not all_ok:
+            upd &= finite & ts_ok
+        oor: np.ndarray | None = None
+        if lo is not None or hi is not None or not all_ok:
+            oor = np.isinf(x)
+            with np.errstate(invalid="ignore"):
+                if lo is not None:
+                    oor |= x < lo
+                if hi is not None:
+                    oor |= x > hi
+            upd &= ~oor
+
+        # ---- seasonal bins (hour of local day, local day of week)
+        loc = tss + c.tz_offset_s
+        day = np.floor(loc * (1.0 / 86400.0))
+        hour = ((loc - day * 86400.0) * (1.0 / 3600.0)).astype(np.int64)
+        dow = ((day + 3.0) % 7.0).astype(np.int64)  # epoch day 0 was a Thursday
+        dow += N_HOUR
+        sh = seas[ids, hour].astype(np.float64)
+        sd = seas[ids, dow].astype(np.float64)
+
+        mu = o[C_MU]
+        mad = o[C_MAD]
+        mad0 = o[C_MAD0]
+        floor = np.abs(mu)
+        floor *= _REL_FLOOR
+        floor += _TINY
+        scale = _SQRT_PI_2 * mad + floor
+        r = xs - mu
+        r0 = r.copy()
+        r -= sh
+        r -= sd
+        abs_r = np.abs(r)
+        z_spike = abs_r / scale
+        scale0 = _SQRT_PI_2 * mad0 + floor
+        abs_r0 = np.abs(r0)
+
+        # ---- sustained level shift: fast EWMA of the clipped standardised residual
+        clip = 2.0 * c.huber_k
+        zr = r / scale
+        np.clip(zr, -clip, clip, out=zr)
+        fast = o[C_FAST] + c.alpha_fast * (zr - o[C_FAST])
+        z_level = np.abs(fast)
+        z_level *= float(np.sqrt((2.0 - c.alpha_fast) / c.alpha_fast))
+
+        # ---- rate of change over regular intervals (a gap breaks the difference chain)
+        dtv = tss - last_ts
+        dt_typ = o[C_DT]
+        gap = dtv > c.gap_factor * dt_typ
+        gap &= dt_typ > 0.0
+        gap |= fresh
+        diff = xs - o[C_X]
+        abs_diff = np.abs(diff)
+        dmad = o[C_DMAD]
+        dscale = _SQRT_PI_2 * dmad + floor
+        z_roc = abs_diff / dscale
+        z_roc[gap] = 0.0
+
+        # ---- flatline: a run of identical values far longer than any completed before
+        same = diff == 0.0
+        same &= ~gap
+        not_same = ~same
+        run_old = o[C_RUN]
+        run = np.where(same, run_old + 1.0, 1.0)
+        runmax = np.where(same, o[C_RUNMAX], np.maximum(o[C_RUNMAX], run_old))
+        chg = o[C_CHG] + (not_same & ~fresh)
+        np.minimum(chg, 1e9, out=chg)
+        flat = run > c.flat_factor * np.maximum(runmax, c.flat_min_run)
+        flat &= chg >= c.flat_min_changes
+
+        # ---- spatial novelty: leaving the range of values seen so far
+        vmin = o[C_VMIN]
+        vmax = o[C_VMAX]
+        tol = c.novelty_tol * (vmax - vmin)
+        novel = xs > vmax + tol
+        novel |= xs < vmin - tol
+        novel &= z_spike >= c.novelty_min_z
+
+        # ---- raw score of this reading, then its likelihood against the series' history
+        warm = n >= c.warmup
+        a_warm = 1.0 / (n + 1.0)
+        if c.w_level != 1.0:
+            z_level *= c.w_level
+        if c.w_roc != 1.0:
+            z_roc *= c.w_roc
+        zmax = np.maximum(z_level, z_spike)
+        np.maximum(zmax, z_roc, out=zmax)
+
+        # ---- distribution change: relative entropy of the recent residual histogram
+        # against the long one (a chi-square statistic with N_BINS - 1 dof)
+        hist = seas[ids, H_SHORT:N_SEAS].astype(np.float64)
+        hs = hist[:, :N_BINS]
+        hl = hist[:, N_BINS:]
+        b = np.rint(r / scale)
+        np.clip(b, -4.0, 4.0, out=b)
+        bi = b.astype(np.int64)
+        bi += 4
+        rows = np.arange(ids.shape[0])
+        hs *= 1.0 - c.alpha_hist_short
+        hs[rows, bi] += c.alpha_hist_short
+        a_hl = np.maximum(a_warm, c.alpha_hist_long)
+        hl *= (1.0 - a_hl)[:, None]
+        hl[rows, bi] += a_hl
+        kl = (hs + 1e-3) * np.log((hs + 1e-3) / (hl + 1e-3))
+        g = kl.sum(axis=1)
+        g *= 2.0 * (2.0 - c.alpha_hist_short) / c.alpha_hist_short
+        z_re = (g - (N_BINS - 1)) * (c.w_re / np.sqrt(2.0 * (N_BINS - 1)))
+        np.maximum(zmax, z_re, out=zmax)
+        q = zmax * (1.0 / c.raw_scale)
+        q *= q
+        q *= -0.5
+        raw = 1.0 - np.exp(q)
+        raw[~warm] = 0.0
+        ls = o[C_LS] + c.alpha_lik_short * (raw - o[C_LS])
+        lm = o[C_LM]
+        lv = o[C_LV]
+        sigma = (ls - lm) / np.sqrt(lv + 1e-6)
+        np.maximum(sigma, 0.0, out=sigma)
+        if c.w_raw_direct > 0.0:
+            np.maximum(sigma, c.w_raw_direct * zmax, out=sigma)
+        sigma[n < c.warmup + c.lik_warmup] = 0.0
+        # direct components bypass the likelihood: a new range ranks by how far it leaves
+        # the old one; a flatline gets a fixed level
+        width = vmax - vmin
+        width += floor
+        excess = np.maximum(xs - vmax, vmin - xs)
+        excess /= width
+        np.minimum(excess, 1.0, out=excess)
+        direct = c.novelty_sigma + c.novelty_rank * excess
+        direct[~novel] = 0.0
+        direct[flat & (direct < c.flat_sigma)] = c.flat_sigma
+        direct[~warm] = 0.0
+        direct_wins = direct > 0.0
+        direct_wins &= sigma <= direct
+        total = np.where(direct_wins, direct, sigma)
+        score = total * (1.0 / c.score_sigma)
+        np.minimum(score, 1.0, out=score)
+
+        # reason: the direct component, or the raw component that is largest right now
+        u8 = np.uint8
+        rsn = np.where(z_roc >= zmax, u8(R_ROC), u8(R_DIST))
+        rsn = np.where(z_spike >= zmax, u8(R_SPIKE), rsn)
+        rsn = np.where(z_level >= zmax, u8(R_LEVEL), rsn)
+        seasonal = rsn == R_SPIKE
+        seasonal &= abs_r0 < c.huber_k * scale0
+        seasonal &= mad0 > 1.5 * mad
+        rsn[seasonal] = R_SEASONAL
+        rsn[direct_wins] = R_NEW
+        rsn[direct_wins & flat & ~novel] = R_FLAT
+
+        # damp repeats for a while after a detection, so one event alerts once
+        held = tss < o[C_HOLD]
+        if not c.hold_direct:
+            held &= ~direct_wins
+        if c.hold_rearm > 0.0:
+            # a clearly stronger event than the one that started the hold still alerts
+            held &= score <= c.hold_rearm * o[C_PEAK]
+        score[held] *= c.hold_damp
+        fired = score >= c.fire_level
+        fired &= ~held
+        rsn[score <= 0.0] = R_NONE
+        if not all_ok:
+            score[~finite] = 0.0
+            rsn[~finite] = R_NONE
+        if oor is not None:
+            score[oor] = 1.0
+            rsn[oor] = R_RANGE
+
+        # ---- learn (only rows in `upd`; others keep their old state row)
+        a_lvl = np.maximum(a_warm, c.alpha_level)
+        a_spr = np.maximum(a_warm, c.alpha_spread)
+        early = n < 30.0  # too few readings for a spread: learn unclipped
+        k = c.huber_k * scale
+        k[early] = np.inf
+        rc = np.clip(r, -k, k)
+        new[C_MU] = mu + a_lvl * rc
+        rc *= 1.0 - a_lvl
+        sh_new = sh + np.maximum(a_warm, c.alpha_hour) * rc
+        sd_new = sd + c.alpha_day * rc
+        cap = 5.0 * scale + floor
+        cap[early] = np.inf
+        np.minimum(abs_r, cap, out=abs_r)
+        new[C_MAD] = mad + a_spr * (abs_r - mad)
+        cap0 = 5.0 * scale0 + floor
+        cap0[early] = np.inf
+        np.minimum(abs_r0, cap0, out=abs_r0)
+        new[C_MAD0] = mad0 + a_spr * (abs_r0 - mad0)
+        new[C_FAST] = fast
+        new[C_FAST][~warm] = 0.0
+        nd = np.maximum(n - 1.0, 0.0)
+        a_d = np.maximum(c.alpha_diff, 1.0 / (nd + 1.0))
+        dcap = 5.0 * dscale
+        dcap[nd < 30.0] = np.inf
+        np.minimum(abs_diff, dcap, out=abs_diff)
+        new[C_DMAD] = dmad + a_d * (abs_diff - dmad)
+        new[C_DMAD][gap] = dmad[gap]
+        dt_new = dt_typ + c.alpha_dt * (np.minimum(dtv, 10.0 * dt_typ) - dt_typ)
+        first_dt = dt_typ <= 0.0
+        dt_new[first_dt] = dtv[first_dt]
+        dt_new[fresh] = 0.0
+        new[C_DT] = dt_new
+        new[C_RUN] = run
+        new[C_RUNMAX] = runmax
+        new[C_CHG] = chg
+        if c.range_decay > 0.0:
+            # the remembered range shrinks slowly toward the level, so "new range" means
+            # new for the recent past rather than for all time
+            new[C_VMIN] = np.minimum(vmin + c.range_decay * (mu - vmin), xs)
+            new[C_VMAX] = np.maximum(vmax - c.range_decay * (vmax - mu), xs)
+        else:
+            new[C_VMIN] = np.minimum(vmin, xs)
+            new[C_VMAX] = np.maximum(vmax, xs)
+        a_long = np.maximum(n - c.warmup, 0.0)
+        a_long += 1.0
+        np.divide(1.0, a_long, out=a_long)
+        np.maximum(a_long, c.alpha_lik_long, out=a_long)
+        dl = raw - lm
+        new[C_LM] = lm + a_long * dl
+        dl *= dl
+        dl *= a_long
+        dl += lv
+        dl *= 1.0 - a_long
+        new[C_LV] = dl
+        new[C_LS] = ls
+        new[C_HOLD] = o[C_HOLD]
+        new[C_PEAK] = o[C_PEAK]
+        if fired.any():
+            new[C_HOLD][fired] = (tss + c.hold_intervals * dt_typ)[fired]
+            new[C_PEAK][fired] = score[fired]
+        new[C_N] = n + 1.0
+        new[C_TS] = tss
+        new[C_X] = xs
+        if fresh.any():
+            new[C_MU][fresh] = xs[fresh]
+            new[C_VMIN][fresh] = xs[fresh]
+            new[C_VMAX][fresh] = xs[fresh]
+        cold = ~warm
+        if cold.any():
+            new[C_LM][cold] = 0.0
+            new[C_LV][cold] = 0.0
+
+        if upd.all():
+            f[ids] = new.T
+            seas[ids, hour] = sh_new
+            seas[ids, dow] = sd_new
+            seas[ids, H_SHORT:N_SEAS] = hist
+        elif upd.any():
+            u = ids[upd]
+            f[u] = new.T[upd]
+            seas[u, hour[upd]] = sh_new[upd]
+            seas[u, dow[upd]] = sd_new[upd]
+            seas[u, H_SHORT:N_SEAS] = hist[upd]
+        return score, rsn
+
+    # ------------------------------------------------------------------ persistence
+    def snapshot(self, path: Path) -> None:
+        """Write the whole state atomically (temp file in the same folder, then rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        m = len(self._keys)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(
+                    fh,
+                    keys=np.array(self._keys, dtype=np.str_),
+                    f=self._f[:m],
+                    s=self._s[:m],
+                    version=np.array([1]),
+                )
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def restore(cls, path: Path, config: DetectorConfig | None = None) -> AnomalyEngine:
+        with np.load(Path(path), allow_pickle=False) as data:
+            keys = [str(k) for k in data["keys"]]
+            f = data["f"]
+            s = data["s"]
+        if f.shape != (len(keys), N_COLS) or s.shape != (len(keys), N_SEAS):
+            raise ValueError(f"snapshot {path} has an unexpected state layout")
+        eng = cls(config, initial_capacity=max(1024, len(keys)))
+        eng._keys = keys
+        eng._index = {k: i for i, k in enumerate(keys)}
+        eng._f[: len(keys)] = f
+        eng._s[: len(keys)] = s
+        return eng
