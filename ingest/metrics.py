@@ -39,6 +39,11 @@ class IngestMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 120),
             registry=r,
         )
+        self.anomalies = Counter(
+            "pantau_ingest_anomaly_events",
+            "Readings whose anomaly score crossed the threshold",
+            registry=r,
+        )
         self.backlog = Gauge(
             "pantau_ingest_backlog_messages",
             "Messages received but not yet acknowledged",

@@ -42,6 +42,7 @@ class Reading:
     ts_from_arrival: bool = False  # the device sent no timestamp; arrival time was used
     raw: dict[str, float] = field(default_factory=dict)  # pre-calibration values, when changed
     anomaly_score: float | None = None
+    anomaly_reason: str | None = None  # "<field>:<detector part>" when the score crossed it
     tags: tuple[tuple[str, str], ...] = ()  # extra low-cardinality tags (district, site)
 
 

@@ -17,6 +17,7 @@ from ingest.lineprotocol import (
     escape_key,
     escape_measurement,
     format_point,
+    format_string_value,
 )
 from ingest.model import Reading
 
@@ -30,6 +31,8 @@ def reading_to_line(reading: Reading, extra_tags: Mapping[str, str] | None = Non
         fields["seq"] = reading.seq
     if reading.anomaly_score is not None:
         fields["anomaly_score"] = reading.anomaly_score
+    if reading.anomaly_reason is not None:
+        fields["anomaly_reason"] = reading.anomaly_reason
     if reading.ts_from_arrival:
         fields["ts_from_arrival"] = True
     tags = [("device_id", reading.device_id), *reading.tags]
@@ -91,6 +94,8 @@ class PointFormatter:
             if score - score != 0.0:
                 raise LineProtocolError("anomaly_score is not finite")
             parts.append(f"anomaly_score={score!r}")
+        if reading.anomaly_reason is not None:
+            parts.append(f"anomaly_reason={format_string_value(reading.anomaly_reason)}")
         if reading.ts_from_arrival:
             parts.append("ts_from_arrival=true")
         if not parts:

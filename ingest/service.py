@@ -14,10 +14,11 @@ from devices.directory import DeviceDirectory
 from devices.registry import Registry
 from ingest.calibrate import CalibrationStage, DeviceTagStage, RegistryKindResolver
 from ingest.dead_letters import DeadLetterStore
+from ingest.detect import DetectionStage
 from ingest.health import HealthServer
 from ingest.metrics import IngestMetrics
 from ingest.mqtt_source import MqttSource
-from ingest.pipeline import Pipeline
+from ingest.pipeline import Pipeline, ReadingStage
 from ingest.sink import InfluxSink, wait_for_influx
 from ingest.validate import Validator
 from pantau.influxdb import InfluxClient
@@ -78,11 +79,30 @@ class IngestService:
             flush_interval_s=settings.influx.flush_interval_s,
             max_payload_bytes=settings.ingest.max_payload_bytes,
             batches_in_flight=settings.ingest.batches_in_flight,
-            stages=[CalibrationStage(self.directory), DeviceTagStage(self.directory)],
+            stages=self._stages(settings),
             metrics=self.metrics,
             stop=self.stop,
         )
         self.health: HealthServer | None = None
+
+    def _stages(self, settings: Settings) -> list[ReadingStage]:
+        stages: list[ReadingStage] = [
+            CalibrationStage(self.directory),
+            DeviceTagStage(self.directory),
+        ]
+        self.detector: DetectionStage | None = None
+        if settings.detect.enabled:
+            snapshot = (
+                settings.stack.var_dir.resolve() / "detector" / f"{settings.mqtt.client_id}.npz"
+            )
+            self.detector = DetectionStage(
+                default_catalog(),
+                threshold=settings.detect.threshold,
+                snapshot_path=snapshot,
+                snapshot_interval_s=settings.detect.snapshot_interval_s,
+            )
+            stages.append(self.detector)
+        return stages
 
     def readiness(self) -> dict[str, bool]:
         return {
@@ -129,6 +149,12 @@ class IngestService:
         try:
             self.pipeline.run()
         finally:
+            if self.detector is not None:
+                # Both pipeline threads have ended, so the engine is quiet: save what it learned.
+                try:
+                    self.detector.snapshot()
+                except OSError as exc:
+                    log.error("cannot save detector state: %s", exc)
             self.source.stop()
             self.directory.stop()
             self.sink.close()
@@ -144,11 +170,15 @@ class IngestService:
 
     def _report(self) -> None:
         interval = self.settings.ingest.status_interval_s
-        last_received = last_written = 0
+        last_received = last_written = last_events = 0
         while not self.stop.wait(interval):
             received = self.source.received
             written = self.pipeline.written
             self.metrics.backlog.set(received - self.pipeline.committed)
+            if self.detector is not None:
+                events = self.detector.events_total
+                self.metrics.anomalies.inc(events - last_events)
+                last_events = events
             log.info(
                 "received=%d (%.0f/s) written=%d (%.0f/s) rejected=%d backlog=%d mqtt=%s influx=%s",
                 received,

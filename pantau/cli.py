@@ -8,6 +8,7 @@ import typer
 
 from api.cli import register as register_api
 from devices.cli import register as register_devices
+from ingest.anomaly.cli import register as register_detect
 from ingest.cli import register as register_ingest
 from pantau.stack.cli import register as register_up
 from simulators.cli import register as register_simulate
@@ -22,6 +23,7 @@ app.add_typer(settings_app, name="settings")
 
 register_up(app)
 register_ingest(app)
+register_detect(app)
 register_api(app)
 register_simulate(app)
 register_devices(app)

@@ -234,6 +234,24 @@ class RegistrySettings(BaseModel):
     ] = 2.0
 
 
+class DetectSettings(BaseModel):
+    """The anomaly-detection stage of the ingester."""
+
+    enabled: Annotated[bool, Field(description="Score every reading as it is ingested.")] = True
+    threshold: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=1,
+            description="Scores at or above this become anomaly events and get "
+            "an anomaly_reason (score 0..1).",
+        ),
+    ] = 0.8
+    snapshot_interval_s: Annotated[
+        float, Field(gt=0, description="How often the detector state is saved, seconds.")
+    ] = 60.0
+
+
 class SimulateSettings(BaseModel):
     """The field simulators that stand in for hardware."""
 
@@ -287,6 +305,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    detect: DetectSettings = Field(default_factory=DetectSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     simulate: SimulateSettings = Field(default_factory=SimulateSettings)
     stack: StackSettings = Field(default_factory=StackSettings)

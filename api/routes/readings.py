@@ -15,7 +15,16 @@ from pantau.influxdb import InfluxError, quote_ident, quote_string
 
 router = APIRouter(tags=["readings"], dependencies=[require(Role.VIEWER)])
 
-_META_COLUMNS = {"time", "device_id", "district", "site", "seq", "anomaly_score", "ts_from_arrival"}
+_META_COLUMNS = {
+    "time",
+    "device_id",
+    "district",
+    "site",
+    "seq",
+    "anomaly_score",
+    "anomaly_reason",
+    "ts_from_arrival",
+}
 
 
 class ReadingOut(BaseModel):
@@ -27,6 +36,11 @@ class ReadingOut(BaseModel):
     )
     seq: int | None = Field(default=None, description="Device sequence number")
     anomaly_score: float | None = Field(default=None, description="0 (normal) to 1")
+    anomaly_reason: str | None = Field(
+        default=None,
+        description="When the score crossed the threshold: the field and the detector part "
+        "that fired, e.g. level_cm:rate_of_change",
+    )
     ts_from_arrival: bool = Field(
         default=False, description="The device sent no time; arrival time was used"
     )
@@ -55,6 +69,7 @@ class ReadingsPage(BaseModel):
                             "raw": {},
                             "seq": 812,
                             "anomaly_score": 0.02,
+                            "anomaly_reason": None,
                             "ts_from_arrival": False,
                         }
                     ],
@@ -131,6 +146,7 @@ def get_readings(
                     raw=raw,
                     seq=int(row["seq"]) if row.get("seq") is not None else None,
                     anomaly_score=row.get("anomaly_score"),
+                    anomaly_reason=row.get("anomaly_reason"),
                     ts_from_arrival=bool(row.get("ts_from_arrival")),
                 )
             )
