@@ -5,7 +5,13 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bench.bench_decode", "bench.bench_ingest", "bench.bench_registry"]
+BENCHMARKS = [
+    "bench.bench_decode",
+    "bench.bench_ingest",
+    "bench.bench_registry",
+    "bench.bench_anomaly",
+    "bench.bench_soak",
+]
 
 
 def main() -> int:
