@@ -54,6 +54,7 @@ class Series:
         return [dict(zip(self.columns, row, strict=True)) for row in self.values]
 
 
+HOURLY_CQ = "pantau_hourly_rollup"
 _DROPPED = re.compile(r"dropped=(\d+)")
 
 
@@ -160,19 +161,44 @@ class InfluxClient:
         return self.query(q, database=database, method="POST")
 
     def ensure_database(self) -> None:
-        """Create the database and its raw-readings retention policy (default) when missing."""
+        """Create the database, its retention policies and the downsampling query.
+
+        Raw readings go to `retention_policy` (the default, `retention_days`). A continuous
+        query rolls every numeric field of every measurement up into hourly mean, min and
+        max in the `hourly_retention_policy` (`hourly_retention_days`), for long trends.
+        """
         db = self.settings.database
-        rp = self.settings.retention_policy
-        duration = f"{self.settings.retention_days}d"
         self.execute(f"CREATE DATABASE {quote_ident(db)}", database="")
         existing = self.query(f"SHOW RETENTION POLICIES ON {quote_ident(db)}", database=db)
         names = {row["name"] for s in existing[0] for row in s.rows()} if existing else set()
-        verb = "ALTER" if rp in names else "CREATE"
-        replication = "" if verb == "ALTER" else " REPLICATION 1"
-        self.execute(
-            f"{verb} RETENTION POLICY {quote_ident(rp)} ON {quote_ident(db)} "
-            f"DURATION {duration}{replication} DEFAULT",
-            database=db,
+        policies = [
+            (self.settings.retention_policy, self.settings.retention_days, " DEFAULT"),
+            (self.settings.hourly_retention_policy, self.settings.hourly_retention_days, ""),
+        ]
+        for rp, days, default in policies:
+            verb = "ALTER" if rp in names else "CREATE"
+            replication = "" if verb == "ALTER" else " REPLICATION 1"
+            self.execute(
+                f"{verb} RETENTION POLICY {quote_ident(rp)} ON {quote_ident(db)} "
+                f"DURATION {days}d{replication}{default}",
+                database=db,
+            )
+        cqs = self.query("SHOW CONTINUOUS QUERIES", database=db)
+        have = {row["name"] for s in cqs[0] if s.name == db for row in s.rows()} if cqs else set()
+        if HOURLY_CQ not in have:
+            self.execute(
+                f"CREATE CONTINUOUS QUERY {quote_ident(HOURLY_CQ)} ON {quote_ident(db)} "
+                f"BEGIN {self.hourly_rollup_select()} GROUP BY time(1h), * END",
+                database=db,
+            )
+
+    def hourly_rollup_select(self) -> str:
+        """The SELECT … INTO of the hourly roll-up (also usable to backfill a time range)."""
+        db = quote_ident(self.settings.database)
+        raw = quote_ident(self.settings.retention_policy)
+        hourly = quote_ident(self.settings.hourly_retention_policy)
+        return (
+            f"SELECT mean(*), min(*), max(*) INTO {db}.{hourly}.:MEASUREMENT FROM {db}.{raw}./.*/"
         )
 
     @staticmethod

@@ -129,6 +129,12 @@ class InfluxSettings(BaseModel):
     retention_days: Annotated[
         int, Field(ge=1, description="How long raw readings are kept, days.")
     ] = 400
+    hourly_retention_policy: Annotated[
+        str, Field(description="Retention policy of the hourly mean/min/max roll-up.")
+    ] = "hourly"
+    hourly_retention_days: Annotated[
+        int, Field(ge=1, description="How long the hourly roll-up is kept, days.")
+    ] = 3650
     username: Annotated[str | None, Field(description="InfluxDB user (none: no auth).")] = None
     password: Annotated[SecretStr | None, Field(description="Password for `username`.")] = None
     timeout_s: Annotated[float, Field(gt=0, description="HTTP timeout per request, seconds.")] = (

@@ -77,3 +77,31 @@ def test_stop_interrupts_a_failing_write(influx_factory: Callable[[], InfluxServ
     with pytest.raises(SinkStoppedError):
         sink.write_batch(["m v=1.0 1795000000000"])
     sink.close()
+
+
+def test_the_hourly_rollup_exists_and_rolls_up(influx_server: InfluxServer) -> None:
+    settings = InfluxSettings(url=influx_server.url, database="rollup")
+    client = InfluxClient(settings)
+    client.ensure_database()
+    client.ensure_database()  # idempotent
+    cqs = client.query("SHOW CONTINUOUS QUERIES", database="rollup")
+    names = [row["name"] for s in cqs[0] if s.name == "rollup" for row in s.rows()]
+    assert names == ["pantau_hourly_rollup"]
+    hour_ms = (int(time.time() * 1000) // 3_600_000 - 2) * 3_600_000
+    lines = [
+        f"water_level,device_id=wl-1 level_cm={v}.0,seq={i}i {hour_ms + i * 60_000}"
+        for i, v in enumerate([100, 110, 120])
+    ]
+    client.write(("\n".join(lines) + "\n").encode())
+    # Continuous queries run on InfluxDB's schedule; run the same query as a backfill.
+    start_ns, end_ns = hour_ms * 1_000_000, (hour_ms + 3_600_000) * 1_000_000
+    client.execute(
+        f"{client.hourly_rollup_select()} WHERE time >= {start_ns} AND "
+        f"time < {end_ns} GROUP BY time(1h), *",
+        database="rollup",
+    )
+    rows = client.query('SELECT * FROM "rollup"."hourly"."water_level"', database="rollup")
+    [row] = rows[0][0].rows()
+    assert (row["mean_level_cm"], row["min_level_cm"], row["max_level_cm"]) == (110, 100, 120)
+    assert row["device_id"] == "wl-1"
+    client.close()
