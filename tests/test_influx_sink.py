@@ -105,3 +105,31 @@ def test_the_hourly_rollup_exists_and_rolls_up(influx_server: InfluxServer) -> N
     assert (row["mean_level_cm"], row["min_level_cm"], row["max_level_cm"]) == (110, 100, 120)
     assert row["device_id"] == "wl-1"
     client.close()
+
+
+@pytest.mark.parametrize(("status", "retry_after"), [(503, 1.0), (429, 1.0), (500, None)])
+def test_unknown_write_outcomes_are_retried_without_duplicates(
+    influx_server: InfluxServer, status: int, retry_after: float | None
+) -> None:
+    from tests.flaky_proxy import FlakyInfluxProxy
+
+    db = f"sink_flaky_{status}"
+    direct = InfluxClient(InfluxSettings(url=influx_server.url, database=db))
+    direct.ensure_database()
+    with FlakyInfluxProxy(
+        influx_server.url, failures=2, status=status, retry_after_s=retry_after
+    ) as proxy:
+        settings = InfluxSettings(url=proxy.url, database=db, retry_max_delay_s=5.0)
+        retries: list[str] = []
+        sink = InfluxSink(settings, on_retry=retries.append)
+        lines = [f"m,device_id=d{i % 7} v={i}.0 {1_795_000_000_000 + i}" for i in range(500)]
+        started = time.monotonic()
+        assert sink.write_batch(lines) == []
+        elapsed = time.monotonic() - started
+        sink.close()
+    assert proxy.writes_seen == 3  # two answered with an error (but written), one clean
+    assert len(retries) == 2
+    if retry_after is not None:
+        assert elapsed >= 2 * retry_after * 0.8, "Retry-After was not honoured"
+    assert count(direct, "m") == 500  # written three times, stored once
+    direct.close()
