@@ -287,3 +287,30 @@ def test_a_flood_of_poison_is_dead_lettered_without_stalling_good_messages(
     assert len(series) == DEVICES, f"unexpected series created: {set(series)}"
     assert ingester.running
     assert elapsed < 90, f"good messages took {elapsed:.0f}s: the poison stalled them"
+
+
+def test_acknowledged_messages_are_not_redelivered(
+    mosquitto: MosquittoServer,
+    influx_server: InfluxServer,
+    run_pantau: Callable[..., PantauProcess],
+    tmp_path: Path,
+) -> None:
+    """The PUBACKs really reach the broker: after a clean restart nothing comes back."""
+    port = free_port()
+    settings = make_settings(mosquitto.url, influx_server.url, tmp_path,
+                             ingest={"metrics_port": port})
+    start_ms = int(time.time() * 1000) - 3_600_000
+    ingester = start_ingester(run_pantau, settings)
+    publisher = BackgroundPublisher(settings)
+    publisher.start(numbered_messages(0, 5_000, DEVICES, start_ms))
+    assert publisher.join() == 5_000
+    publisher.close()
+    assert wait_for_count(settings, 5_000, timeout_s=60) == 5_000
+    eventually(lambda: metrics(port)["pantau_ingest_messages_acked_total"] == 5_000,
+               what="all acknowledged")
+    assert ingester.stop() == 0
+    start_ingester(run_pantau, settings)
+    time.sleep(3)
+    after = metrics(port)
+    assert after["pantau_ingest_messages_received_total"] == 0, "the broker redelivered"
+    assert after["pantau_ingest_messages_redelivered_total"] == 0
