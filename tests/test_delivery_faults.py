@@ -297,8 +297,9 @@ def test_acknowledged_messages_are_not_redelivered(
 ) -> None:
     """The PUBACKs really reach the broker: after a clean restart nothing comes back."""
     port = free_port()
-    settings = make_settings(mosquitto.url, influx_server.url, tmp_path,
-                             ingest={"metrics_port": port})
+    settings = make_settings(
+        mosquitto.url, influx_server.url, tmp_path, ingest={"metrics_port": port}
+    )
     start_ms = int(time.time() * 1000) - 3_600_000
     ingester = start_ingester(run_pantau, settings)
     publisher = BackgroundPublisher(settings)
@@ -306,8 +307,10 @@ def test_acknowledged_messages_are_not_redelivered(
     assert publisher.join() == 5_000
     publisher.close()
     assert wait_for_count(settings, 5_000, timeout_s=60) == 5_000
-    eventually(lambda: metrics(port)["pantau_ingest_messages_acked_total"] == 5_000,
-               what="all acknowledged")
+    eventually(
+        lambda: metrics(port)["pantau_ingest_messages_acked_total"] == 5_000,
+        what="all acknowledged",
+    )
     assert ingester.stop() == 0
     start_ingester(run_pantau, settings)
     time.sleep(3)
