@@ -154,13 +154,14 @@ class EnvironmentModel:
         wetness = 1.0 - np.exp(-self.wet / 2.0)
         dewpoint = np.minimum(dewpoint + wetness * (temperature - dewpoint) * 0.85, temperature)
         humidity = 100.0 * saturation_hpa(dewpoint) / saturation_hpa(temperature)
-        humidity = np.clip(humidity + self.rng.normal(0.0, 0.4, n), 0.0, 100.0)
+        # Capacitive sensors read a little under saturation even in fog.
+        humidity = np.clip(humidity + self.rng.normal(0.0, 0.4, n), 0.0, 99.0)
 
         phase = 2 * np.pi * hour / 24.0
         pressure = (
             self.pressure_base
             + 1.3 * np.cos(2 * phase - 2 * np.pi * 10.0 / 12.0)
-            + 0.5 * np.cos(phase - 2 * np.pi * 6.0 / 24.0)
+            + 0.3 * np.cos(phase - 2 * np.pi * 6.0 / 24.0)
             + self.synoptic_hpa
             + self.rng.normal(0.0, 0.05, n)
         )

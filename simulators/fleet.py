@@ -16,7 +16,7 @@ from fnmatch import fnmatchcase
 import numpy as np
 
 from simulators.geography import RIVERS, TOWNS, TRAFFIC_SITES, Gauge, River, Town, TrafficSite
-from simulators.scenario import Scenario
+from simulators.scenario import Scenario, ScenarioError
 
 KIND_PREFIX = {"water_level": "wl", "environment": "env", "traffic": "trf"}
 
@@ -72,6 +72,14 @@ def _river_of(gauge: Gauge) -> River:
 def build_fleet(scenario: Scenario, devices: int | None = None, seed: int = 0) -> list[DeviceSpec]:
     """The devices of a run: the base city, grown to `devices` in total when that is more."""
     base = _base_sites(scenario.kinds)
+    if scenario.only:
+        base = [
+            (kind, slug, site)
+            for kind, slug, site in base
+            if any(fnmatchcase(f"{KIND_PREFIX[kind]}-{slug}", p) for p in scenario.only)
+        ]
+        if not base:
+            raise ScenarioError(f"only: no device matches {scenario.only}")
     planned = [(kind, slug, site, 0) for kind, slug, site in base]
     extra = max(0, (devices or 0) - len(base))
     if extra:

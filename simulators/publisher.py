@@ -311,7 +311,7 @@ class DeviceLinks(_Counting):
         if not self.wait_acked(timeout_s):
             log.warning("%d messages not acknowledged at stop", self.pending)
         for index, client in enumerate(self.clients):
-            if not self._offline[index]:
+            if not self._offline[index] and self._connected[index].is_set():
                 # A clean shutdown of a device: say so, then leave without the will.
                 self._count_one()
                 info = client.publish(

@@ -122,6 +122,7 @@ class Scenario:
     formats: dict[str, str] = dataclasses.field(default_factory=dict)  # device glob → wire format
     batch_size: int = 5  # readings per message for the `batch` format
     kinds: tuple[str, ...] = ("water_level", "environment", "traffic")
+    only: tuple[str, ...] = ()  # device id globs: the base fleet is cut down to these
 
 
 def _list(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -233,6 +234,7 @@ def parse_scenario(raw: object, name: str = "scenario") -> Scenario:
             formats=formats,
             batch_size=int(raw.get("batch_size", 5)),
             kinds=tuple(raw.get("kinds") or ("water_level", "environment", "traffic")),
+            only=_devices(raw["only"], "only") if raw.get("only") else (),
         )
     except KeyError as exc:
         raise ScenarioError(f"{name}: missing key {exc.args[0]!r}") from None

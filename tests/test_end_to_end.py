@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from pantau.settings import Settings
-from simulators.runner import Simulation, default_gauges
+from simulators.runner import Simulation
+from simulators.scenario import parse_scenario
 from tests.conftest import PantauProcess, eventually
 from tests.mqtt_helpers import Publisher
 
@@ -75,21 +76,26 @@ def test_simulated_gauges_reach_the_api(
     ingester = run_pantau(["ingest"], settings)
     eventually(lambda: "session" in ingester.log_tail(), what="ingester connected")
     started = datetime.now(UTC) - timedelta(seconds=5)
-    gauges = default_gauges(3, seed=1)
-    sim = Simulation(settings.mqtt, gauges, interval_s=0.2, client_id="test-sim")
-    published = sim.run(duration_s=1.0)
-    assert published >= 3 * 5
+    scenario = parse_scenario(
+        {"name": "e2e", "kinds": ["water_level"], "only": ["wl-malili-0[123]"]}
+    )
+    sim = Simulation(settings.mqtt, scenario, seed=1, interval_s=0.2, client_id="test-sim")
+    stats = sim.run(duration_s=1.0)
+    assert stats.messages >= 3 * 5
     with TestClient(create_app(settings)) as client:
-        for gauge in gauges:
+        for index, gauge in enumerate(sim.fleet):
+            sent = int(sim.engine.seq[index])
             readings = eventually(
-                lambda g=gauge: (
-                    (r := _readings(client, g.device_id, started)) and len(r) == g.seq and r
+                lambda g=gauge, n=sent: (
+                    (r := _readings(client, g.device_id, started)) and len(r) == n and r
                 ),
                 what=f"all readings of {gauge.device_id}",
             )
             assert isinstance(readings, list)
-            assert [r["seq"] for r in readings] == list(range(1, gauge.seq + 1))
-            assert all(50 < r["fields"]["level_cm"] < 250 for r in readings)  # type: ignore[index]
+            assert [r["seq"] for r in readings] == list(range(1, sent + 1))
+            base = gauge.base.base_level_cm  # type: ignore[union-attr]
+            assert all(abs(r["fields"]["level_cm"] - base) < 50 for r in readings)  # type: ignore[index]
+            assert all(r["fields"]["flow_m3s"] > 0 for r in readings)  # type: ignore[index]
 
 
 def test_api_rejects_bad_requests(settings: Settings) -> None:
