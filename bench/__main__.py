@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bench.bench_decode"]
+BENCHMARKS = ["bench.bench_decode", "bench.bench_simulators"]
 
 
 def main() -> int:

@@ -10,10 +10,10 @@ bound what is in flight.
   connect. A dropout disconnects with the will (MQTT 5 reason 0x04) so the broker announces
   it; a reconnect storm cuts sockets so the clients reconnect. One paho network thread per
   device: meant for up to ~1,000 devices.
-- `SharedLinks` — for scale: `connections` clients publish for the whole fleet (device i on
-  connection i mod n, so each device's messages stay in order). A will can name only one
-  topic, so device status is published explicitly: `online` at start, `offline`/`online`
-  around dropouts, `offline` on a clean stop. A hard crash of the simulator leaves device
+- `SharedLinks` — for scale: `connections` lean MQTT 5 clients (`fastmqtt`) publish for the
+  whole fleet (device i on connection i mod n, so each device's messages stay in order). A
+  will can name only one topic, so device status is published explicitly: `online` at start,
+  `offline`/`online` around dropouts, `offline` on a clean stop. A hard crash of the simulator leaves device
   status `online` — use per-device links where that matters.
 """
 
@@ -24,7 +24,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -36,12 +36,14 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from pantau.settings import MqttSettings
+from simulators.fastmqtt import FastPublisher, utf8
 from simulators.wire import Message
 
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 3600
 MIN_BOUNCE_INTERVAL_S = 2.0
+TEXT_PLAIN = utf8("text/plain")
 
 
 def load_credentials(path: Path) -> dict[str, str]:
@@ -67,8 +69,10 @@ def _publish_properties(content_type: str) -> Properties:
 
 
 class Link(Protocol):
-    published: int
-    acked: int
+    @property
+    def published(self) -> int: ...
+    @property
+    def acked(self) -> int: ...
 
     def start(self, timeout_s: float = 10.0) -> None: ...
     def publish(self, messages: list[Message]) -> None: ...
@@ -132,7 +136,9 @@ def _cut(client: mqtt.Client) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-class SharedLinks(_Counting):
+class SharedLinks:
+    """A few `FastPublisher` connections publishing for the whole fleet."""
+
     def __init__(
         self,
         settings: MqttSettings,
@@ -141,84 +147,85 @@ class SharedLinks(_Counting):
         connections: int = 1,
         client_id: str = "pantau-simulator",
     ) -> None:
-        super().__init__()
         self.settings = settings
         self.device_ids = device_ids
-        self.prefix = settings.topic_prefix
-        self.clients = [
-            _new_client(f"{client_id}-{k}" if connections > 1 else client_id)
+        prefix = settings.topic_prefix
+        password = settings.password.get_secret_value() if settings.password else None
+        self.connections = [
+            FastPublisher(
+                settings.host,
+                settings.port,
+                f"{client_id}-{k}" if connections > 1 else client_id,
+                username=settings.username,
+                password=password if settings.username else None,
+                keepalive_s=settings.keepalive_s,
+                session_expiry_s=SESSION_EXPIRY_S,
+            )
             for k in range(connections)
         ]
-        self._connected = [threading.Event() for _ in self.clients]
+        self._status_topics = [utf8(f"{prefix}/{d}/status") for d in device_ids]
+        self._topics: dict[str, bytes] = {}
+        self._content_types: dict[str, bytes] = {}
         self._last_bounce = [0.0] * connections
-        for k, client in enumerate(self.clients):
-            client.on_publish = self._on_publish
-            client.on_connect = self._make_on_connect(k)
-            if settings.username:
-                password = settings.password.get_secret_value() if settings.password else None
-                client.username_pw_set(settings.username, password)
 
-    def _make_on_connect(self, k: int) -> Callable[..., None]:
-        def on_connect(
-            client: mqtt.Client,
-            userdata: object,
-            flags: object,
-            rc: ReasonCode,
-            props: object = None,
-        ) -> None:
-            if rc.is_failure:
-                log.warning("simulator connection %d refused: %s", k, rc)
-                return
-            self._connected[k].set()
+    @property
+    def published(self) -> int:
+        return sum(c.published for c in self.connections)
 
-        return on_connect
+    @property
+    def acked(self) -> int:
+        return sum(c.acked for c in self.connections)
 
-    def _client_of(self, index: int) -> mqtt.Client:
-        return self.clients[index % len(self.clients)]
+    @property
+    def pending(self) -> int:
+        return sum(c.pending for c in self.connections)
 
     def start(self, timeout_s: float = 10.0) -> None:
-        for client in self.clients:
-            client.connect_async(
-                self.settings.host,
-                self.settings.port,
-                keepalive=self.settings.keepalive_s,
-                clean_start=False,
-                properties=_connect_properties(),
+        for connection in self.connections:
+            connection.connect(timeout_s)
+        self._statuses(range(len(self.device_ids)), b"online")
+
+    def _statuses(self, indices: Iterable[int], state: bytes) -> None:
+        by_connection: dict[int, list[tuple[bytes, bytes, bytes, bool]]] = {}
+        for index in indices:
+            by_connection.setdefault(index % len(self.connections), []).append(
+                (self._status_topics[index], state, TEXT_PLAIN, True)
             )
-            client.loop_start()
-        for k, event in enumerate(self._connected):
-            if not event.wait(timeout_s):
-                raise ConnectionError(f"simulator connection {k} to {self.settings.url} failed")
-        for index in range(len(self.device_ids)):
-            self.set_status(index, "online")
+        for k, batch in by_connection.items():
+            self.connections[k].publish_many(batch)
 
     def publish(self, messages: list[Message]) -> None:
-        for message in messages:
-            self._send(self._client_of(message.device_index), message)
+        n = len(self.connections)
+        batches: list[list[tuple[bytes, bytes, bytes, bool]]] = [[] for _ in range(n)]
+        topics, types = self._topics, self._content_types
+        for m in messages:
+            topic = topics.get(m.topic)
+            if topic is None:
+                topic = topics[m.topic] = utf8(m.topic)
+            content_type = types.get(m.content_type)
+            if content_type is None:
+                content_type = types[m.content_type] = utf8(m.content_type)
+            batches[m.device_index % n].append((topic, m.payload, content_type, m.retain))
+        for connection, batch in zip(self.connections, batches, strict=True):
+            if batch:
+                connection.publish_many(batch)
 
     def set_status(self, index: int, state: str) -> None:
-        topic = f"{self.prefix}/{self.device_ids[index]}/status"
-        self._send(
-            self._client_of(index), Message(index, topic, state.encode(), "text/plain", retain=True)
-        )
+        self._statuses([index], state.encode())
 
     def bounce(self, indices: list[int]) -> None:
         now = time.monotonic()
-        for k in sorted({i % len(self.clients) for i in indices}):
+        for k in sorted({i % len(self.connections) for i in indices}):
             if now - self._last_bounce[k] >= MIN_BOUNCE_INTERVAL_S:
                 self._last_bounce[k] = now
-                _cut(self.clients[k])
+                self.connections[k].cut()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         try:
-            for index in range(len(self.device_ids)):
-                self.set_status(index, "offline")
-            if not self.wait_acked(timeout_s):
-                log.warning("%d messages not acknowledged at stop", self.pending)
+            self._statuses(range(len(self.device_ids)), b"offline")
         finally:
-            for client in self.clients:
-                client.disconnect()
-                client.loop_stop()
+            for connection in self.connections:
+                connection.close(timeout_s)
 
 
 class DeviceLinks(_Counting):
