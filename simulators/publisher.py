@@ -13,8 +13,8 @@ bound what is in flight.
 - `SharedLinks` — for scale: `connections` lean MQTT 5 clients (`fastmqtt`) publish for the
   whole fleet (device i on connection i mod n, so each device's messages stay in order). A
   will can name only one topic, so device status is published explicitly: `online` at start,
-  `offline`/`online` around dropouts, `offline` on a clean stop. A hard crash of the simulator leaves device
-  status `online` — use per-device links where that matters.
+  `offline`/`online` around dropouts, `offline` on a clean stop. A hard crash of the
+  simulator leaves device status `online`: use per-device links where that matters.
 """
 
 from __future__ import annotations
