@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -19,6 +20,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from ingest.decode import decode_payload
 from pantau.settings import MqttSettings
 from pantau.stack.mosquitto import MosquittoServer
+from simulators.fastmqtt import FastPublisher, utf8
 from simulators.publisher import DeviceLinks
 from simulators.runner import Simulation
 from simulators.scenario import parse_scenario
@@ -175,7 +177,7 @@ def test_per_device_connections_use_credentials_and_the_last_will(
     # A device with the wrong password is refused.
     wrong = DeviceLinks(settings, ["wl-malili-01"], {"wl-malili-01": "guess"})
     with pytest.raises(ConnectionError):
-        wrong.start(timeout_s=2.0)
+        wrong.start(timeout_s=1.0)
     wrong.stop(timeout_s=0.1)
 
     subscriber = Subscriber(broker.port, "watcher", "w")
@@ -195,7 +197,7 @@ def test_per_device_connections_use_credentials_and_the_last_will(
             settings,
             scenario,
             interval_s=30.0,
-            speed=300.0,
+            speed=900.0,
             start_s=time.time() - 1800,
             credentials=credentials,
         )
@@ -219,3 +221,36 @@ def test_per_device_connections_use_credentials_and_the_last_will(
         assert subscriber.statuses("wl-malili-01") == ["online", "offline"]
     finally:
         subscriber.close()
+
+
+def test_fleet_link_resends_what_was_in_flight_when_the_connection_drops(
+    mosquitto: MosquittoServer, subscriber: Subscriber
+) -> None:
+    publisher = FastPublisher("127.0.0.1", mosquitto.port, "test-fast-publisher")
+    publisher.connect()
+    topic, content_type = utf8("pantau/devices/wl-test-77/telemetry"), utf8("application/json")
+    total = 6000
+    try:
+        for start in range(0, total, 500):
+            batch = [
+                (
+                    topic,
+                    orjson.dumps({"ts": 1_800_000_000_000 + i, "seq": i + 1}),
+                    content_type,
+                    False,
+                )
+                for i in range(start, start + 500)
+            ]
+            publisher.publish_many(batch)
+            if start in (1500, 4000):
+                publisher.cut()  # a reconnect storm in miniature
+        assert publisher.wait_acked(20.0)
+    finally:
+        publisher.close()
+    assert publisher.reconnects >= 1
+    assert publisher.acked == publisher.published == total
+    eventually(
+        lambda: len({m.payload for m in subscriber.telemetry()}) == total, what="every message"
+    )
+    seqs = sorted({orjson.loads(m.payload)["seq"] for m in subscriber.telemetry()})
+    assert seqs == list(range(1, total + 1))  # at least once: duplicates allowed, no gaps
