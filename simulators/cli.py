@@ -7,6 +7,7 @@ import signal
 import time
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import typer
 
@@ -111,7 +112,9 @@ def simulate_command(
         chosen.name,
         len(sim.fleet),
         run_speed,
-        datetime.fromtimestamp(start_s).astimezone().isoformat(timespec="seconds"),
+        datetime.fromtimestamp(start_s, ZoneInfo(settings.display_timezone)).isoformat(
+            timespec="seconds"
+        ),
         truth_path,
     )
     stats = sim.run(duration_s)

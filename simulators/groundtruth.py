@@ -24,6 +24,7 @@ from simulators.clock import rfc3339
 from simulators.geography import FloodThresholds
 
 WARNING_LEVELS = ("waspada", "siaga", "awas")
+HYSTERESIS_CM = 5.0  # a level counts as left only this far below it: no flapping on ripples
 
 
 @dataclass
@@ -75,13 +76,19 @@ class GroundTruthLog:
 
 
 class FloodWatch:
-    """Logs when each gauge's reported level stays at or above Waspada, Siaga and Awas."""
+    """Logs when each gauge's level stays at or above Waspada, Siaga and Awas.
+
+    It watches the level the gauge measures (noise included, sensor faults not), and a window
+    closes only once the level is `HYSTERESIS_CM` below the threshold again.
+    """
 
     def __init__(
         self, device_ids: list[str], thresholds: list[FloodThresholds], log: GroundTruthLog
     ) -> None:
         self.device_ids = device_ids
-        self.limits = np.array([[t.waspada_cm, t.siaga_cm, t.awas_cm] for t in thresholds])
+        self.limits = np.array(
+            [[t.waspada_cm, t.siaga_cm, t.awas_cm] for t in thresholds], dtype=np.float64
+        ).reshape(-1, 3)
         self.log = log
         self.since = np.full(self.limits.shape, np.nan)  # first ts at or above each level
         self.last = np.full(self.limits.shape, np.nan)
@@ -92,7 +99,8 @@ class FloodWatch:
         ts = np.broadcast_to(ts_s[:, None], above.shape)
         opening = above & np.isnan(self.since)
         self.since[opening] = ts[opening]
-        closing = ~above & ~np.isnan(self.since)
+        below = level_cm[:, None] < self.limits - HYSTERESIS_CM
+        closing = below & ~np.isnan(self.since)
         for row, col in zip(*np.nonzero(closing), strict=True):
             self._emit(row, col)
         self.last[above] = ts[above]

@@ -36,6 +36,8 @@ from simulators.world import KindSample, World
 
 log = logging.getLogger(__name__)
 
+PER_DEVICE_LIMIT = 1000
+
 
 @dataclass
 class TickOutput:
@@ -191,6 +193,12 @@ class Simulation:
         self.stop = threading.Event()
         self.link: Link
         if per_device_connections or credentials is not None:
+            if len(self.engine.ids) > PER_DEVICE_LIMIT:
+                log.warning(
+                    "%d per-device connections (one thread each): meant for up to %d",
+                    len(self.engine.ids),
+                    PER_DEVICE_LIMIT,
+                )
             self.link = DeviceLinks(mqtt_settings, self.engine.ids, credentials)
         else:
             self.link = SharedLinks(

@@ -78,6 +78,7 @@ class WaterLevelModel:
         self.rating_a, self.rating_h0, self.rating_b = rating.T
         self.ripple_cm = np.zeros(n)
         self.base_wobble = np.zeros(n)
+        self.rain_mm_h = np.zeros(n)  # rain falling on the catchment now (clouds over the panel)
 
     def release_m3s(self, t_s: float) -> np.ndarray:
         """Dam release on regulated rivers: more water through the turbines 17-23 WITA."""
@@ -118,6 +119,8 @@ class WaterLevelModel:
 
     def sample(self, t_s: float, dt_s: float) -> dict[str, np.ndarray]:
         n = len(self.devices)
+        rain_now = [self.rain.intensity_mm_h(r.name, r.name, t_s) for r in self.rivers]
+        self.rain_mm_h = np.asarray(rain_now)[self.river_of] if rain_now else np.zeros(n)
         # Slow wandering of base flow (±3 %, hours) and surface ripple (±0.5 cm, minutes).
         keep = np.exp(-dt_s / 21600.0)
         self.base_wobble = self.base_wobble * keep + self.rng.normal(

@@ -66,8 +66,7 @@ class World:
         samples = []
         for kind, model in self.models.items():
             fields = model.sample(t_s, dt_s)
-            if isinstance(model, EnvironmentModel | TrafficModel):
-                self.rain_mm_h[self.index[kind]] = model.rain_mm_h
+            self.rain_mm_h[self.index[kind]] = model.rain_mm_h
             samples.append(KindSample(kind, self.index[kind], fields))
         power = self.power.sample(t_s, dt_s, self.rain_mm_h)
         for sample in samples:

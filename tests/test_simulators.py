@@ -391,3 +391,26 @@ def test_accelerated_clock_never_runs_ahead_of_the_present() -> None:
     assert abs(clock.now_s(caught_up + 100) - (caught_up + 100)) < 1e-6
     assert clock.wall_at(wall0 - 9 * 3600) == pytest.approx(wall0 + 60)
     assert clock.wall_at(wall0 + 4 * 3600) == wall0 + 4 * 3600
+
+
+def test_random_faults_scatter_over_a_large_fleet_and_are_all_logged() -> None:
+    scenario = load_scenario("city-scale")
+    engine = Engine(scenario, start_s=MONDAY, interval_s=600.0, seed=9, devices=400)
+    assert len(engine.fleet) == 400
+    validator = _validator()
+    rejected = 0
+    for out in _run(engine, MONDAY, 48, 600.0):
+        for message in out.messages[:50]:
+            try:
+                records = decode_payload(message.payload, message.content_type, now_s=out.t_s)
+                validator.validate(engine.ids[message.device_index], records, int(out.t_s * 1000))
+            except RejectedError:
+                rejected += 1
+    engine.close()
+    faults = [e for e in engine.truth.entries if e.category == "fault"]
+    # 400 devices x 2 days x 0.5 per day: about 400 faults, each kind present.
+    assert 300 < len(faults) < 500
+    assert {e.kind for e in faults} == set(scenario.random_faults.kinds)  # type: ignore[union-attr]
+    assert sum(engine.injector.injected.values()) >= len(faults)
+    assert all(e.start_s <= e.end_s for e in faults)
+    assert rejected > 0  # malformed and future-skewed messages among them
