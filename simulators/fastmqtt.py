@@ -35,6 +35,10 @@ PROP_SESSION_EXPIRY, PROP_CONTENT_TYPE, PROP_RECEIVE_MAXIMUM = 0x11, 0x03, 0x21
 MAX_IN_FLIGHT = 60_000  # packet ids are 16 bits; leave room to find a free one
 
 
+class RefusedError(ConnectionError):
+    """The broker answered CONNECT with a failure reason (bad credentials, not authorised)."""
+
+
 def varint(n: int) -> bytes:
     """MQTT Variable Byte Integer."""
     out = bytearray()
@@ -125,6 +129,7 @@ class FastPublisher:
         self.published = 0
         self.acked = 0
         self.reconnects = 0
+        self.refused = 0  # PUBACKs with a failure reason: the broker dropped those messages
         self._sock: socket.socket | None = None
         self._lock = threading.Condition()
         self._write_lock = threading.Lock()
@@ -164,7 +169,7 @@ class FastPublisher:
         reason = buf[pos + 1]
         if reason >= 0x80:
             sock.close()
-            raise ConnectionError(f"broker refused the connection: reason 0x{reason:02x}")
+            raise RefusedError(f"broker refused the connection: reason 0x{reason:02x}")
         self._parse_connack_props(buf[pos + 2 : pos + length])
         sock.settimeout(None)
         return sock
@@ -195,7 +200,18 @@ class FastPublisher:
                 pos += 2 + struct.unpack_from("!H", data, pos)[0]
 
     def connect(self, timeout_s: float = 10.0) -> None:
-        self._sock = self._open(timeout_s)
+        """Connect, retrying while the broker is not there yet; refusals are not retried."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                self._sock = self._open(max(0.5, deadline - time.monotonic()))
+                break
+            except RefusedError:
+                raise
+            except OSError as exc:
+                if time.monotonic() >= deadline:
+                    raise ConnectionError(f"{self.client_id}: no broker: {exc}") from exc
+                time.sleep(0.2)
         self._reader = threading.Thread(
             target=self._read_loop, name=f"mqtt-{self.client_id}", daemon=True
         )
@@ -263,6 +279,14 @@ class FastPublisher:
                 kind = buf[pos] & 0xF0
                 if kind == PUBACK:
                     acked.append(struct.unpack_from("!H", buf, body)[0])
+                    if length >= 3 and buf[body + 2] >= 0x80:  # e.g. 0x87 not authorised
+                        self.refused += 1
+                        if self.refused == 1:
+                            log.warning(
+                                "%s: broker refused a message: reason 0x%02x",
+                                self.client_id,
+                                buf[body + 2],
+                            )
                 elif kind == DISCONNECT:
                     log.warning("%s: broker sent DISCONNECT", self.client_id)
                 pos = body + length
