@@ -25,7 +25,13 @@ from devices.catalog import default_catalog
 from simulators.clock import DAY_S
 from simulators.fleet import DeviceSpec, match_devices
 from simulators.groundtruth import GroundTruthLog, TruthEntry
-from simulators.scenario import FAULT_KINDS, MALFORMED_VARIANTS, Scenario, ScenarioError
+from simulators.scenario import (
+    FAULT_KINDS,
+    MALFORMED_VARIANTS,
+    FaultSpec,
+    Scenario,
+    ScenarioError,
+)
 from simulators.world import KindSample
 
 VALUE_FAULTS = ("spike", "drift", "stuck")
@@ -122,7 +128,7 @@ class FaultInjector:
 
     # -- schedule ---------------------------------------------------------------------------
 
-    def _add_spec(self, spec: Any) -> None:
+    def _add_spec(self, spec: FaultSpec) -> None:
         matches = match_devices(self.fleet, spec.devices)
         if not matches:
             raise ScenarioError(f"faults: {spec.kind} matches no device of {spec.devices}")

@@ -6,6 +6,7 @@ second. Payloads are checked with the ingester's own decode and validate stages.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+import typer
 
 from devices.catalog import default_catalog
 from ingest.decode import decode_payload
@@ -414,3 +416,20 @@ def test_random_faults_scatter_over_a_large_fleet_and_are_all_logged() -> None:
     assert sum(engine.injector.injected.values()) >= len(faults)
     assert all(e.start_s <= e.end_s for e in faults)
     assert rejected > 0  # malformed and future-skewed messages among them
+
+
+def test_accelerated_runs_start_in_the_past_by_default() -> None:
+    from simulators.cli import choose_start_s
+
+    now = time.time()
+    assert abs(choose_start_s(None, 1.0, 36000.0) - now) < 5
+    assert abs(choose_start_s(None, 60.0, 36000.0) - (now - 36000.0)) < 5
+    assert abs(choose_start_s(None, 60.0, None) - (now - 86400.0)) < 5
+    assert (
+        choose_start_s("2026-11-23T05:00:00+08:00", 60.0, None)
+        == datetime(2026, 11, 22, 21, tzinfo=UTC).timestamp()
+    )
+    with pytest.raises(typer.BadParameter, match="future"):
+        choose_start_s("2999-01-01T00:00:00+08:00", 60.0, None)
+    with pytest.raises(typer.BadParameter, match="time zone"):
+        choose_start_s("2026-11-30T05:00:00", 60.0, None)
