@@ -13,6 +13,8 @@ import typer
 
 from pantau.logs import configure_logging
 from pantau.settings import Settings
+from simulators.clock import local_day, local_day_start_s, local_weekday
+from simulators.scenario import Scenario
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +31,13 @@ def _parse_start(text: str) -> float:
     return parsed.timestamp()
 
 
-def choose_start_s(start: str | None, speed: float, scenario_duration_s: float | None) -> float:
-    """Given start, or: now at real time; accelerated, early enough to end at the present."""
+def choose_start_s(start: str | None, speed: float, scenario: Scenario) -> float:
+    """When the simulated clock starts.
+
+    `--start` if given (not in the future). Otherwise now for real time; accelerated, early
+    enough that the whole scenario (or a day) lies in the past — at the scenario's preferred
+    local hour and weekday (`start_local`, `start_weekdays`) when it names them.
+    """
     now = time.time()
     if start is not None:
         start_s = _parse_start(start)
@@ -39,7 +46,18 @@ def choose_start_s(start: str | None, speed: float, scenario_duration_s: float |
         return start_s
     if speed <= 1.0:
         return now
-    return now - (scenario_duration_s or DEFAULT_ACCELERATED_SPAN_S)
+    latest = now - (scenario.duration_s or DEFAULT_ACCELERATED_SPAN_S)
+    if scenario.start_local_h is None:
+        return latest
+    day = local_day(latest)
+    while True:
+        candidate = local_day_start_s(day) + scenario.start_local_h * 3600.0
+        weekday_ok = not scenario.start_weekdays or local_weekday(candidate) in (
+            scenario.start_weekdays
+        )
+        if candidate <= latest and weekday_ok:
+            return candidate
+        day -= 1
 
 
 def simulate_command(
@@ -86,7 +104,7 @@ def simulate_command(
     options = settings.simulate
     chosen = load_scenario(scenario or options.scenario)
     run_speed = speed or options.speed
-    start_s = choose_start_s(start, run_speed, chosen.duration_s)
+    start_s = choose_start_s(start, run_speed, chosen)
     credentials = load_credentials(options.credentials_path) if options.credentials_path else None
     truth_path = truth_log or options.truth_log_path
     if truth_path is None:

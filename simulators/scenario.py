@@ -123,6 +123,8 @@ class Scenario:
     batch_size: int = 5  # readings per message for the `batch` format
     kinds: tuple[str, ...] = ("water_level", "environment", "traffic")
     only: tuple[str, ...] = ()  # device id globs: the base fleet is cut down to these
+    start_local_h: float | None = None  # accelerated replays start at this local hour...
+    start_weekdays: tuple[int, ...] = ()  # ...on one of these days (0 = Monday); () any day
 
 
 def _list(raw: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -138,6 +140,16 @@ def _devices(value: object, what: str) -> tuple[str, ...]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise ScenarioError(f"{what}: devices must be a glob or a list of globs")
+
+
+def _local_hour(value: object) -> float | None:
+    """`"05:00"` → 5.0 (a local time of day, WITA)."""
+    if value is None:
+        return None
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", str(value).strip())
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise ScenarioError(f"start_local: {value!r} is not a time of day like 05:00")
+    return int(match.group(1)) + int(match.group(2)) / 60.0
 
 
 def parse_scenario(raw: object, name: str = "scenario") -> Scenario:
@@ -235,6 +247,8 @@ def parse_scenario(raw: object, name: str = "scenario") -> Scenario:
             batch_size=int(raw.get("batch_size", 5)),
             kinds=tuple(raw.get("kinds") or ("water_level", "environment", "traffic")),
             only=_devices(raw["only"], "only") if raw.get("only") else (),
+            start_local_h=_local_hour(raw.get("start_local")),
+            start_weekdays=tuple(int(d) for d in raw.get("start_weekdays") or ()),
         )
     except KeyError as exc:
         raise ScenarioError(f"{name}: missing key {exc.args[0]!r}") from None

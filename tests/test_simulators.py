@@ -422,14 +422,22 @@ def test_accelerated_runs_start_in_the_past_by_default() -> None:
     from simulators.cli import choose_start_s
 
     now = time.time()
-    assert abs(choose_start_s(None, 1.0, 36000.0) - now) < 5
-    assert abs(choose_start_s(None, 60.0, 36000.0) - (now - 36000.0)) < 5
-    assert abs(choose_start_s(None, 60.0, None) - (now - 86400.0)) < 5
+    ten_hours = parse_scenario({"duration": "10h"})
+    endless = parse_scenario({})
+    assert abs(choose_start_s(None, 1.0, ten_hours) - now) < 5
+    assert abs(choose_start_s(None, 60.0, ten_hours) - (now - 36000.0)) < 5
+    assert abs(choose_start_s(None, 60.0, endless) - (now - 86400.0)) < 5
+    # The rush-hour scenario asks for 05:00 WITA on a weekday, and must end before now.
+    rush = load_scenario("rush-hour-accident")
+    assert rush.duration_s is not None
+    start = choose_start_s(None, 60.0, rush)
+    assert float(local_hour(start)) == 5.0 and local_weekday(start) < 5
+    assert now - 8 * 86400 < start <= now - rush.duration_s
     assert (
-        choose_start_s("2026-11-23T05:00:00+08:00", 60.0, None)
+        choose_start_s("2026-11-23T05:00:00+08:00", 60.0, endless)
         == datetime(2026, 11, 22, 21, tzinfo=UTC).timestamp()
     )
     with pytest.raises(typer.BadParameter, match="future"):
-        choose_start_s("2999-01-01T00:00:00+08:00", 60.0, None)
+        choose_start_s("2999-01-01T00:00:00+08:00", 60.0, endless)
     with pytest.raises(typer.BadParameter, match="time zone"):
-        choose_start_s("2026-11-30T05:00:00", 60.0, None)
+        choose_start_s("2026-11-30T05:00:00", 60.0, endless)
