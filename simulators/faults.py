@@ -275,6 +275,9 @@ class FaultInjector:
             still.append(fault)
             kind, row = self._where[fault.device_index]
             sample = by_kind[kind]
+            values = sample.fields.get(fault.field) if fault.field else None
+            if values is not None and np.isnan(values[row]) and fault.kind != "stuck":
+                continue  # nothing reported this time (no speed without vehicles): untouched
             ts = float(ts_s[fault.device_index])
             fault.first_ts = ts if fault.first_ts is None else fault.first_ts
             fault.last_ts = ts
