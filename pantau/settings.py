@@ -265,6 +265,54 @@ class SimulateSettings(BaseModel):
         float, Field(gt=0, description="Seconds between two readings of one device.")
     ] = 5.0
     seed: Annotated[int, Field(description="Random seed; the same seed gives the same run.")] = 7
+    scenario: Annotated[
+        str,
+        Field(
+            description="Scenario to play: a name from simulators/scenarios/ (normal-day, "
+            "flood-malili, haze, rush-hour-accident, sensor-faults) or a YAML file path."
+        ),
+    ] = "normal-day"
+    speed: Annotated[
+        float,
+        Field(
+            gt=0,
+            description="Simulated seconds per wall-clock second (60: an hour a minute). Faster "
+            "runs start in the past and continue in real time once they reach the present.",
+        ),
+    ] = 1.0
+    per_device_connections: Annotated[
+        bool,
+        Field(
+            description="One MQTT connection per device (own client id, last will, credentials) "
+            "instead of a few shared ones. Implied by credentials_path."
+        ),
+    ] = False
+    credentials_path: Annotated[
+        Path | None,
+        Field(
+            description="JSON or YAML file mapping device id to MQTT password; when set every "
+            "device connects as itself (username = device id)."
+        ),
+    ] = None
+    connections: Annotated[
+        int,
+        Field(ge=1, le=64, description="Shared MQTT connections publishing for the whole fleet."),
+    ] = 1
+    truth_log_path: Annotated[
+        Path | None,
+        Field(
+            description="Where the ground-truth log of injected faults and events goes (JSON "
+            "lines). Unset: <stack.var_dir>/simulate/ground-truth.jsonl."
+        ),
+    ] = None
+    max_pending_messages: Annotated[
+        int,
+        Field(
+            ge=1,
+            description="Messages published but not yet acknowledged, at most; past it the "
+            "simulator waits for the broker (and falls behind the clock).",
+        ),
+    ] = 50000
 
 
 class StackSettings(BaseModel):

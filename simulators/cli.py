@@ -1,33 +1,166 @@
-"""`pantau simulate`: run simulated field devices against the broker."""
+"""`pantau simulate`: play a scenario with simulated field devices against the broker."""
 
 from __future__ import annotations
 
+import logging
 import signal
+import time
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import typer
 
 from pantau.logs import configure_logging
 from pantau.settings import Settings
+from simulators.clock import local_day, local_day_start_s, local_weekday
+from simulators.scenario import Scenario
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ACCELERATED_SPAN_S = 86400.0
+
+
+def _parse_start(text: str) -> float:
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise typer.BadParameter("give the time zone, e.g. 2026-11-30T05:00:00+08:00")
+    return parsed.timestamp()
+
+
+def choose_start_s(start: str | None, speed: float, scenario: Scenario) -> float:
+    """When the simulated clock starts.
+
+    `--start` if given (not in the future). Otherwise now for real time; accelerated, early
+    enough that the whole scenario (or a day) lies in the past — at the scenario's preferred
+    local hour and weekday (`start_local`, `start_weekdays`) when it names them.
+    """
+    now = time.time()
+    if start is not None:
+        start_s = _parse_start(start)
+        if start_s > now + 60:
+            raise typer.BadParameter("--start is in the future; the ingester would reject it")
+        return start_s
+    if speed <= 1.0:
+        return now
+    latest = now - (scenario.duration_s or DEFAULT_ACCELERATED_SPAN_S)
+    if scenario.start_local_h is None:
+        return latest
+    day = local_day(latest)
+    while True:
+        candidate = local_day_start_s(day) + scenario.start_local_h * 3600.0
+        weekday_ok = not scenario.start_weekdays or local_weekday(candidate) in (
+            scenario.start_weekdays
+        )
+        if candidate <= latest and weekday_ok:
+            return candidate
+        day -= 1
 
 
 def simulate_command(
-    devices: int = typer.Option(8, min=1, help="How many water-level gauges."),
-    interval_s: float | None = typer.Option(None, help="Seconds between readings of a device."),
-    duration_s: float | None = typer.Option(None, help="Stop after this many seconds."),
+    scenario: str | None = typer.Option(
+        None, help="Scenario name or YAML path (default: settings, normal-day)."
+    ),
+    devices: int | None = typer.Option(
+        None,
+        min=1,
+        help="Devices in total; more than the city's base fleet adds devices at the same "
+        "sites (10000 for a load test). Never fewer than the base fleet.",
+    ),
+    speed: float | None = typer.Option(None, min=0.001, help="Simulated seconds per second."),
+    start: str | None = typer.Option(
+        None,
+        help="Simulated start, ISO 8601 with offset. Default: now; with --speed > 1, "
+        "the scenario's length (or a day) ago, so the replay ends at the present.",
+    ),
+    interval_s: float | None = typer.Option(
+        None, help="Simulated seconds between two readings of a device."
+    ),
+    duration_s: float | None = typer.Option(
+        None, help="Stop after this many wall-clock seconds (default: at the scenario's end)."
+    ),
+    seed: int | None = typer.Option(None, help="Random seed (default: settings)."),
+    per_device_connections: bool = typer.Option(
+        False, "--per-device-connections", help="One MQTT connection per device."
+    ),
+    connections: int | None = typer.Option(None, min=1, help="Shared connections."),
+    truth_log: Path | None = typer.Option(None, help="Ground-truth log (JSON lines)."),
+    list_scenarios: bool = typer.Option(False, "--list", help="List the scenarios and exit."),
+    register: bool = typer.Option(
+        False, "--register", help="First create the simulated devices in the registry."
+    ),
 ) -> None:
-    """Publish readings of simulated water-level gauges over MQTT (QoS 1)."""
-    from simulators.runner import Simulation, default_gauges
+    """Publish readings of simulated gauges, weather stations and traffic counters (QoS 1)."""
+    from simulators.publisher import load_credentials
+    from simulators.runner import Simulation
+    from simulators.scenario import load_scenario, scenario_names
 
+    if list_scenarios:
+        for name in scenario_names():
+            typer.echo(f"{name}: {load_scenario(name).description}")
+        return
     settings = Settings()
     configure_logging(settings.log_level, settings.display_timezone, "simulate")
+    options = settings.simulate
+    chosen = load_scenario(scenario or options.scenario)
+    run_speed = speed or options.speed
+    start_s = choose_start_s(start, run_speed, chosen)
+    credentials = load_credentials(options.credentials_path) if options.credentials_path else None
+    truth_path = truth_log or options.truth_log_path
+    if truth_path is None:
+        truth_path = settings.stack.var_dir.resolve() / "simulate" / "ground-truth.jsonl"
+    if register:
+        from devices.db import make_engine, migrate
+        from devices.registry import Registry
+        from simulators.fleet import simulated_devices
+        from simulators.registration import register_simulated_devices
+
+        engine = make_engine(settings.database.url)
+        migrate(engine)
+        seed_used = options.seed if seed is None else seed
+        created = register_simulated_devices(
+            Registry(engine), simulated_devices(chosen, devices, seed_used)
+        )
+        engine.dispose()
+        typer.echo(f"registered {created} simulated devices")
     sim = Simulation(
         settings.mqtt,
-        default_gauges(devices, settings.simulate.seed),
-        interval_s or settings.simulate.interval_s,
+        chosen,
+        seed=options.seed if seed is None else seed,
+        devices=devices,
+        interval_s=interval_s or chosen.interval_s or options.interval_s,
+        speed=run_speed,
+        start_s=start_s,
+        per_device_connections=per_device_connections or options.per_device_connections,
+        credentials=credentials,
+        connections=connections or options.connections,
+        truth_path=truth_path,
+        max_pending=options.max_pending_messages,
     )
     signal.signal(signal.SIGTERM, lambda *_: sim.stop.set())
     signal.signal(signal.SIGINT, lambda *_: sim.stop.set())
-    sim.run(duration_s)
+    log.info(
+        "scenario=%s devices=%d speed=%g start=%s truth_log=%s",
+        chosen.name,
+        len(sim.fleet),
+        run_speed,
+        datetime.fromtimestamp(start_s, ZoneInfo(settings.display_timezone)).isoformat(
+            timespec="seconds"
+        ),
+        truth_path,
+    )
+    stats = sim.run(duration_s)
+    log.info(
+        "simulation done ticks=%d readings=%d messages=%d acked=%d faults=%s",
+        stats.ticks,
+        stats.readings,
+        stats.messages,
+        stats.acked,
+        stats.faults,
+    )
 
 
 def register(app: typer.Typer) -> None:

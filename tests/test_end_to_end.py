@@ -14,8 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from devices.db import make_engine, migrate
+from devices.registry import Registry
 from pantau.settings import Settings
-from simulators.runner import Simulation, default_gauges
+from simulators.fleet import simulated_devices
+from simulators.registration import register_simulated_devices
+from simulators.runner import Simulation
+from simulators.scenario import parse_scenario
 from tests.conftest import PantauProcess, eventually
 from tests.mqtt_helpers import Publisher
 from tests.registry_helpers import bearer, register_devices, role_tokens
@@ -76,26 +81,40 @@ def test_published_reading_is_returned_by_the_api(
 def test_simulated_gauges_reach_the_api(
     settings: Settings, run_pantau: Callable[..., PantauProcess]
 ) -> None:
-    gauges = default_gauges(3, seed=1)
-    register_devices(settings.database.url, [g.device_id for g in gauges])
+    scenario = parse_scenario(
+        {"name": "e2e", "kinds": ["water_level"], "only": ["wl-malili-0[123]"]}
+    )
+    engine = make_engine(settings.database.url)
+    migrate(engine)
+    fleet_info = [
+        d
+        for d in simulated_devices(scenario, seed=1)
+        if d.id in {"wl-malili-01", "wl-malili-02", "wl-malili-03"}
+    ]
+    assert register_simulated_devices(Registry(engine), fleet_info) == 3
+    engine.dispose()
     token = role_tokens(settings.database.url)["viewer"]
     ingester = run_pantau(["ingest"], settings)
     eventually(lambda: "session" in ingester.log_tail(), what="ingester connected")
     started = datetime.now(UTC) - timedelta(seconds=5)
-    sim = Simulation(settings.mqtt, gauges, interval_s=0.2, client_id="test-sim")
-    published = sim.run(duration_s=1.0)
-    assert published >= 3 * 5
+    sim = Simulation(settings.mqtt, scenario, seed=1, interval_s=0.2, client_id="test-sim")
+    stats = sim.run(duration_s=1.0)
+    assert stats.messages >= 3 * 5
+    assert {spec.device_id for spec in sim.fleet} == {d.id for d in fleet_info}
     with TestClient(create_app(settings), headers=bearer(token)) as client:
-        for gauge in gauges:
+        for index, gauge in enumerate(sim.fleet):
+            sent = int(sim.engine.seq[index])
             readings = eventually(
-                lambda g=gauge: (
-                    (r := _readings(client, g.device_id, started)) and len(r) == g.seq and r
+                lambda g=gauge, n=sent: (
+                    (r := _readings(client, g.device_id, started)) and len(r) == n and r
                 ),
                 what=f"all readings of {gauge.device_id}",
             )
             assert isinstance(readings, list)
-            assert [r["seq"] for r in readings] == list(range(1, gauge.seq + 1))
-            assert all(50 < r["fields"]["level_cm"] < 250 for r in readings)  # type: ignore[index]
+            assert [r["seq"] for r in readings] == list(range(1, sent + 1))
+            base = gauge.base.base_level_cm  # type: ignore[union-attr]
+            assert all(abs(r["fields"]["level_cm"] - base) < 50 for r in readings)  # type: ignore[index]
+            assert all(r["fields"]["flow_m3s"] > 0 for r in readings)  # type: ignore[index]
 
 
 def test_api_rejects_bad_requests(settings: Settings) -> None:

@@ -17,7 +17,6 @@ and leaves no process behind.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -37,8 +36,7 @@ from devices.broker import (
 )
 from devices.db import make_engine, migrate
 from devices.models import ServiceRole
-from devices.registry import DuplicateError, Registry
-from devices.schemas import DeviceCreate
+from devices.registry import Registry
 from pantau.settings import Settings, settings_to_env
 from pantau.stack.influxdb import InfluxServer
 from pantau.stack.mosquitto import MosquittoServer
@@ -76,19 +74,15 @@ class LocalStack:
         """Migrate, register the simulated devices, make service accounts, render the files."""
         migrate(self.engine)
         if self.simulators:
-            from simulators.runner import default_gauges
+            from simulators.fleet import simulated_devices
+            from simulators.registration import register_simulated_devices
+            from simulators.scenario import load_scenario
 
-            for gauge in default_gauges(self.simulator_devices, self.settings.simulate.seed):
-                with contextlib.suppress(DuplicateError):
-                    self.registry.create_device(
-                        DeviceCreate(
-                            id=gauge.device_id,
-                            kind="water_level",
-                            name=f"Simulated gauge {gauge.device_id}",
-                            site="simulator",
-                            notes="registered by `pantau up` for its simulator",
-                        )
-                    )
+            scenario = load_scenario(self.settings.simulate.scenario)
+            register_simulated_devices(
+                self.registry,
+                simulated_devices(scenario, self.simulator_devices, self.settings.simulate.seed),
+            )
         if not self.broker_auth:
             return
         for child, user, role in (
