@@ -10,6 +10,7 @@ BENCHMARKS = [
     "bench.bench_ingest",
     "bench.bench_registry",
     "bench.bench_anomaly",
+    "bench.bench_detect_faults",
     "bench.bench_simulators",
     "bench.bench_soak",
 ]
