@@ -33,10 +33,11 @@ class DirectoryEntry:
     calibration: dict[str, tuple[float, float]] = field(default_factory=dict)
     calibration_version: int | None = None
 
-    @property
-    def tag_items(self) -> tuple[tuple[str, str], ...]:
-        """The tags as the sorted, hashable pairs a `Reading` carries."""
-        return tuple(sorted(self.tags.items()))
+    # The tags as the sorted, hashable pairs a `Reading` carries (computed once, hot path).
+    tag_items: tuple[tuple[str, str], ...] = field(init=False, default=())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tag_items", tuple(sorted(self.tags.items())))
 
 
 class DeviceDirectory:
