@@ -12,7 +12,7 @@ def up_command(
     simulators: bool = typer.Option(
         True, "--simulators/--no-simulators", help="Also run the field simulators."
     ),
-    devices: int = typer.Option(8, min=1, help="How many simulated devices."),
+    devices: int = typer.Option(25, min=1, help="Simulated devices (25: the base city)."),
 ) -> None:
     """Run the whole stack locally until Ctrl-C; nothing is left running afterwards."""
     from pantau.stack.launcher import LocalStack

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 class LocalStack:
     def __init__(
-        self, settings: Settings, *, simulators: bool = True, simulator_devices: int = 8
+        self, settings: Settings, *, simulators: bool = True, simulator_devices: int = 25
     ) -> None:
         self.settings = settings
         self.var_dir = settings.stack.var_dir.resolve()
