@@ -55,13 +55,15 @@ class DetectorConfig:
     alpha_lik_short: float = 0.2
     alpha_lik_long: float = 0.002
     lik_warmup: int = 150
+    # one likelihood per component (spike, level, rate of change) instead of one on the max
+    lik_per_component: bool = True
     # weight of the strongest raw component taken directly, beside the likelihood
     w_raw_direct: float = 0.0
     # raw component saturation (sigma units) and final mapping
-    raw_scale: float = 3.0
+    raw_scale: float = 4.0
     score_sigma: float = 8.0
     # after a score above `fire_level`, damp scores for `hold_intervals` typical intervals
-    fire_level: float = 0.5
+    fire_level: float = 0.45
     hold_intervals: float = 100.0
     hold_damp: float = 0.2
     hold_direct: bool = True  # damp the direct components (new range, flatline) too

@@ -52,13 +52,14 @@ R_NONE, R_LEVEL, R_SPIKE, R_ROC, R_SEASONAL, R_FLAT, R_RANGE, R_NEW, R_DIST = ra
     C_CHG,  # number of value changes seen (capped)
     C_VMIN,  # smallest value seen after warm-up began
     C_VMAX,  # largest value seen
-    C_LM,  # long EW mean of the raw score
-    C_LV,  # long EW variance of the raw score
-    C_LS,  # short EW mean of the raw score
     C_HOLD,  # scores are damped until this timestamp (after a detection)
     C_PEAK,  # score of the detection that started the hold
-) = range(19)
-N_COLS = 19
+) = range(16)
+N_LIK = 3  # likelihood channels: combined (or spike), level, rate of change
+C_LM = 16  # long EW means of the raw scores (N_LIK columns)
+C_LV = C_LM + N_LIK  # long EW variances of the raw scores
+C_LS = C_LV + N_LIK  # short EW means of the raw scores
+N_COLS = C_LS + N_LIK
 N_HOUR = 24
 N_DAY = 7
 N_BINS = 9  # histogram of the standardised residual, unit bins centred on -4..4
@@ -323,33 +324,40 @@ class AnomalyEngine:
 
         # ---- distribution change: relative entropy of the recent residual histogram
         # against the long one (a chi-square statistic with N_BINS - 1 dof)
-        hist = seas[ids, H_SHORT:N_SEAS].astype(np.float64)
-        hs = hist[:, :N_BINS]
-        hl = hist[:, N_BINS:]
-        b = np.rint(r / scale)
-        np.clip(b, -4.0, 4.0, out=b)
-        bi = b.astype(np.int64)
-        bi += 4
-        rows = np.arange(ids.shape[0])
-        hs *= 1.0 - c.alpha_hist_short
-        hs[rows, bi] += c.alpha_hist_short
-        a_hl = np.maximum(a_warm, c.alpha_hist_long)
-        hl *= (1.0 - a_hl)[:, None]
-        hl[rows, bi] += a_hl
-        kl = (hs + 1e-3) * np.log((hs + 1e-3) / (hl + 1e-3))
-        g = kl.sum(axis=1)
-        g *= 2.0 * (2.0 - c.alpha_hist_short) / c.alpha_hist_short
-        z_re = (g - (N_BINS - 1)) * (c.w_re / np.sqrt(2.0 * (N_BINS - 1)))
-        np.maximum(zmax, z_re, out=zmax)
-        q = zmax * (1.0 / c.raw_scale)
+        hist: np.ndarray | None = None
+        if c.w_re > 0.0:
+            hist = seas[ids, H_SHORT:N_SEAS].astype(np.float64)
+            hs = hist[:, :N_BINS]
+            hl = hist[:, N_BINS:]
+            b = np.rint(r / scale)
+            np.clip(b, -4.0, 4.0, out=b)
+            bi = b.astype(np.int64)
+            bi += 4
+            rows = np.arange(ids.shape[0])
+            hs *= 1.0 - c.alpha_hist_short
+            hs[rows, bi] += c.alpha_hist_short
+            a_hl = np.maximum(a_warm, c.alpha_hist_long)
+            hl *= (1.0 - a_hl)[:, None]
+            hl[rows, bi] += a_hl
+            kl = (hs + 1e-3) * np.log((hs + 1e-3) / (hl + 1e-3))
+            g = kl.sum(axis=1)
+            g *= 2.0 * (2.0 - c.alpha_hist_short) / c.alpha_hist_short
+            z_re = (g - (N_BINS - 1)) * (c.w_re / np.sqrt(2.0 * (N_BINS - 1)))
+            np.maximum(zmax, z_re, out=zmax)
+        # one likelihood channel on the strongest component, or one per component
+        k_lik = N_LIK if c.lik_per_component else 1
+        zc = np.stack((z_spike, z_level, z_roc)) if k_lik > 1 else zmax[None, :]
+        q = zc * (1.0 / c.raw_scale)
         q *= q
         q *= -0.5
         raw = 1.0 - np.exp(q)
-        raw[~warm] = 0.0
-        ls = o[C_LS] + c.alpha_lik_short * (raw - o[C_LS])
-        lm = o[C_LM]
-        lv = o[C_LV]
-        sigma = (ls - lm) / np.sqrt(lv + 1e-6)
+        raw[:, ~warm] = 0.0
+        ls_old = o[C_LS : C_LS + k_lik]
+        ls = ls_old + c.alpha_lik_short * (raw - ls_old)
+        lm = o[C_LM : C_LM + k_lik]
+        lv = o[C_LV : C_LV + k_lik]
+        sig = (ls - lm) / np.sqrt(lv + 1e-6)
+        sigma = sig.max(axis=0) if k_lik > 1 else sig[0]
         np.maximum(sigma, 0.0, out=sigma)
         if c.w_raw_direct > 0.0:
             np.maximum(sigma, c.w_raw_direct * zmax, out=sigma)
@@ -373,9 +381,13 @@ class AnomalyEngine:
 
         # reason: the direct component, or the raw component that is largest right now
         u8 = np.uint8
-        rsn = np.where(z_roc >= zmax, u8(R_ROC), u8(R_DIST))
-        rsn = np.where(z_spike >= zmax, u8(R_SPIKE), rsn)
-        rsn = np.where(z_level >= zmax, u8(R_LEVEL), rsn)
+        if k_lik > 1:
+            lik_reasons = np.array([R_SPIKE, R_LEVEL, R_ROC], dtype=u8)
+            rsn = lik_reasons[np.argmax(sig, axis=0)]
+        else:
+            rsn = np.where(z_roc >= zmax, u8(R_ROC), u8(R_DIST))
+            rsn = np.where(z_spike >= zmax, u8(R_SPIKE), rsn)
+            rsn = np.where(z_level >= zmax, u8(R_LEVEL), rsn)
         seasonal = rsn == R_SPIKE
         seasonal &= abs_r0 < c.huber_k * scale0
         seasonal &= mad0 > 1.5 * mad
@@ -450,13 +462,17 @@ class AnomalyEngine:
         np.divide(1.0, a_long, out=a_long)
         np.maximum(a_long, c.alpha_lik_long, out=a_long)
         dl = raw - lm
-        new[C_LM] = lm + a_long * dl
+        new[C_LM : C_LM + k_lik] = lm + a_long * dl
         dl *= dl
         dl *= a_long
         dl += lv
         dl *= 1.0 - a_long
-        new[C_LV] = dl
-        new[C_LS] = ls
+        new[C_LV : C_LV + k_lik] = dl
+        new[C_LS : C_LS + k_lik] = ls
+        if k_lik < N_LIK:
+            new[C_LM + k_lik : C_LM + N_LIK] = 0.0
+            new[C_LV + k_lik : C_LV + N_LIK] = 0.0
+            new[C_LS + k_lik : C_LS + N_LIK] = 0.0
         new[C_HOLD] = o[C_HOLD]
         new[C_PEAK] = o[C_PEAK]
         if fired.any():
@@ -471,20 +487,22 @@ class AnomalyEngine:
             new[C_VMAX][fresh] = xs[fresh]
         cold = ~warm
         if cold.any():
-            new[C_LM][cold] = 0.0
-            new[C_LV][cold] = 0.0
+            new[C_LM : C_LM + N_LIK, cold] = 0.0
+            new[C_LV : C_LV + N_LIK, cold] = 0.0
 
         if upd.all():
             f[ids] = new.T
             seas[ids, hour] = sh_new
             seas[ids, dow] = sd_new
-            seas[ids, H_SHORT:N_SEAS] = hist
+            if hist is not None:
+                seas[ids, H_SHORT:N_SEAS] = hist
         elif upd.any():
             u = ids[upd]
             f[u] = new.T[upd]
             seas[u, hour[upd]] = sh_new[upd]
             seas[u, dow[upd]] = sd_new[upd]
-            seas[u, H_SHORT:N_SEAS] = hist[upd]
+            if hist is not None:
+                seas[u, H_SHORT:N_SEAS] = hist[upd]
         return score, rsn
 
     # ------------------------------------------------------------------ persistence
