@@ -66,8 +66,8 @@ def test_large_step_always_detected(seed: int, sigmas: float, up: bool) -> None:
     xs = noisy(n + 20, seed)
     xs[n:] += (1 if up else -1) * sigmas * 2.0
     scores = score_series(stamps(n + 20), xs)
-    assert scores[:n].max() < CFG.fire_level  # noise alone does not fire
-    assert scores[n : n + 5].max() >= CFG.fire_level
+    assert scores[:n].max() < CFG.alert_level  # noise alone does not fire
+    assert scores[n : n + 5].max() >= CFG.alert_level
 
 
 def test_scores_are_in_unit_interval_and_reasons_known() -> None:
@@ -112,8 +112,8 @@ def test_stuck_sensor_raises_flatline() -> None:
     res = eng.update(np.full(n, sid), stamps(n), xs)
     flat_rows = np.flatnonzero(res.reason == R_FLAT)
     assert flat_rows.size > 0 and flat_rows[0] >= 600
-    assert res.score[flat_rows[0]] >= CFG.fire_level
-    assert res.score[:600].max() < CFG.fire_level
+    assert res.score[flat_rows[0]] >= CFG.alert_level
+    assert res.score[:600].max() < CFG.alert_level
 
 
 def test_repeats_of_one_event_are_damped() -> None:
@@ -121,7 +121,7 @@ def test_repeats_of_one_event_are_damped() -> None:
     xs = noisy(n + 40, 11)
     xs[n : n + 40 : 4] += 400.0  # a burst of spikes: alert once, not ten times
     scores = score_series(stamps(n + 40), xs)
-    fired = np.flatnonzero(scores >= CFG.fire_level)
+    fired = np.flatnonzero(scores >= CFG.alert_level)
     assert fired.size == 1 and fired[0] == n
 
 
@@ -276,4 +276,4 @@ def test_run_detect_is_causal_and_keeps_rows(tmp_path: Path) -> None:
     cut = np.loadtxt(tmp_path / "cut_out.csv", delimiter=",", skiprows=1, usecols=2)
     assert full.shape == (n,) and cut.shape == (699,)
     np.testing.assert_array_equal(full[:699], cut)
-    assert full[900] >= CFG.fire_level
+    assert full[900] >= CFG.alert_level
