@@ -32,7 +32,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ingest.anomaly import AnomalyEngine  # noqa: E402
+from ingest.anomaly import AnomalyEngine, DetectorConfig  # noqa: E402
 
 
 def bench_speed(
@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         "numpy": np.__version__,
         "machine": platform.machine(),
         "timestamp_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "detector_config": DetectorConfig().to_dict(),
     }
     if args.skip_speed:
         results["speed"] = {"skipped": True, "reason": "--skip-speed"}

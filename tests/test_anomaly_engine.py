@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 
 from ingest.anomaly import REASONS, AnomalyEngine, DetectorConfig, run_detect
 from ingest.anomaly.detect_csv import parse_timestamp, score_series
-from ingest.anomaly.engine import R_FLAT, R_RANGE
+from ingest.anomaly.engine import C_DMAD, C_DT, C_RUN, R_FLAT, R_RANGE, R_ROC
 
 CFG = DetectorConfig()
 T0 = 1_700_000_000.0
@@ -66,8 +68,8 @@ def test_large_step_always_detected(seed: int, sigmas: float, up: bool) -> None:
     xs = noisy(n + 20, seed)
     xs[n:] += (1 if up else -1) * sigmas * 2.0
     scores = score_series(stamps(n + 20), xs)
-    assert scores[:n].max() < CFG.fire_level  # noise alone does not fire
-    assert scores[n : n + 5].max() >= CFG.fire_level
+    assert scores[:n].max() < CFG.alert_level  # noise alone does not fire
+    assert scores[n : n + 5].max() >= CFG.alert_level
 
 
 def test_scores_are_in_unit_interval_and_reasons_known() -> None:
@@ -112,8 +114,8 @@ def test_stuck_sensor_raises_flatline() -> None:
     res = eng.update(np.full(n, sid), stamps(n), xs)
     flat_rows = np.flatnonzero(res.reason == R_FLAT)
     assert flat_rows.size > 0 and flat_rows[0] >= 600
-    assert res.score[flat_rows[0]] >= CFG.fire_level
-    assert res.score[:600].max() < CFG.fire_level
+    assert res.score[flat_rows[0]] >= CFG.alert_level
+    assert res.score[:600].max() < CFG.alert_level
 
 
 def test_repeats_of_one_event_are_damped() -> None:
@@ -121,7 +123,7 @@ def test_repeats_of_one_event_are_damped() -> None:
     xs = noisy(n + 40, 11)
     xs[n : n + 40 : 4] += 400.0  # a burst of spikes: alert once, not ten times
     scores = score_series(stamps(n + 40), xs)
-    fired = np.flatnonzero(scores >= CFG.fire_level)
+    fired = np.flatnonzero(scores >= CFG.alert_level)
     assert fired.size == 1 and fired[0] == n
 
 
@@ -206,6 +208,30 @@ def test_vectorised_batch_equals_sequential(seed: int, n_series: int, n_rows: in
         np.testing.assert_array_equal(vec.state(i), seq.state(i))
 
 
+def test_gap_breaks_the_difference_chain() -> None:
+    eng, ids = warmed_engine(1, 300)
+    sid = int(ids[0])
+    before = eng.state(sid)
+    # the sensor comes back after 100 intervals at a different value
+    res = eng.update(ids, np.array([T0 + STEP * 400]), np.array([130.0]))
+    after = eng.state(sid)
+    assert after[C_DMAD] == before[C_DMAD]  # the jump across the gap is not a difference
+    assert after[C_RUN] == 1.0
+    assert after[C_DT] <= 10.0 * before[C_DT]  # one long gap cannot blow up the interval
+    assert res.reason[0] != R_ROC
+
+
+def test_rising_river_is_detected_early() -> None:
+    # a river level that starts rising steadily (flash flood): 5 cm per reading on ~2 cm noise
+    n = CFG.warmup + CFG.lik_warmup + 500
+    xs = noisy(n + 60, 21, level=250.0)
+    xs[n:] += 5.0 * np.arange(1, 61)
+    scores = score_series(stamps(n + 60), xs)
+    assert scores[:n].max() < CFG.alert_level
+    first = int(np.argmax(scores[n:] >= CFG.alert_level))
+    assert scores[n + first] >= CFG.alert_level and first <= 10
+
+
 # --------------------------------------------------------------------------- registry
 
 
@@ -276,4 +302,22 @@ def test_run_detect_is_causal_and_keeps_rows(tmp_path: Path) -> None:
     cut = np.loadtxt(tmp_path / "cut_out.csv", delimiter=",", skiprows=1, usecols=2)
     assert full.shape == (n,) and cut.shape == (699,)
     np.testing.assert_array_equal(full[:699], cut)
-    assert full[900] >= CFG.fire_level
+    assert full[900] >= CFG.alert_level
+
+
+def test_module_command_writes_scores(tmp_path: Path) -> None:
+    src = tmp_path / "in.csv"
+    src.write_text(
+        "timestamp,value\n" + "".join(f"{int(T0) + 60 * i},{i % 7}\n" for i in range(50))
+    )
+    out = tmp_path / "out.csv"
+    proc = subprocess.run(
+        [sys.executable, "-m", "ingest.anomaly", str(src), str(out)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = out.read_text().splitlines()
+    assert lines[0] == "timestamp,value,anomaly_score" and len(lines) == 51
+    assert lines[1].startswith(f"{int(T0)},0,")

@@ -20,7 +20,7 @@ class DetectorConfig:
     warmup: int = 150
     # level / spread (Huber-clipped EWMA of the de-seasonalised value, EW mean |residual|)
     alpha_level: float = 0.02
-    alpha_spread: float = 0.01
+    alpha_spread: float = 0.005
     huber_k: float = 3.0
     # fast EWMA of the standardised residual, for sustained level shifts
     alpha_fast: float = 0.15
@@ -34,7 +34,7 @@ class DetectorConfig:
     gap_factor: float = 5.0
     alpha_dt: float = 0.05
     # flatline: a run of identical values this many times longer than the longest seen
-    flat_factor: float = 2.0
+    flat_factor: float = 3.0
     flat_min_run: float = 12.0
     flat_min_changes: float = 20.0
     # spatial novelty: leaving the range seen so far by this fraction of its width
@@ -55,13 +55,18 @@ class DetectorConfig:
     alpha_lik_short: float = 0.2
     alpha_lik_long: float = 0.002
     lik_warmup: int = 150
+    # one likelihood per component (spike, level, rate of change) instead of one on the max
+    lik_per_component: bool = True
     # weight of the strongest raw component taken directly, beside the likelihood
     w_raw_direct: float = 0.0
     # raw component saturation (sigma units) and final mapping
-    raw_scale: float = 3.0
+    raw_scale: float = 4.0
     score_sigma: float = 8.0
+    # suggested alerting threshold on the score (NAB's optimiser chose ~0.58 for the
+    # standard profile); the engine itself does not use it
+    alert_level: float = 0.6
     # after a score above `fire_level`, damp scores for `hold_intervals` typical intervals
-    fire_level: float = 0.5
+    fire_level: float = 0.45
     hold_intervals: float = 100.0
     hold_damp: float = 0.2
     hold_direct: bool = True  # damp the direct components (new range, flatline) too

@@ -52,13 +52,14 @@ R_NONE, R_LEVEL, R_SPIKE, R_ROC, R_SEASONAL, R_FLAT, R_RANGE, R_NEW, R_DIST = ra
     C_CHG,  # number of value changes seen (capped)
     C_VMIN,  # smallest value seen after warm-up began
     C_VMAX,  # largest value seen
-    C_LM,  # long EW mean of the raw score
-    C_LV,  # long EW variance of the raw score
-    C_LS,  # short EW mean of the raw score
     C_HOLD,  # scores are damped until this timestamp (after a detection)
     C_PEAK,  # score of the detection that started the hold
-) = range(19)
-N_COLS = 19
+) = range(16)
+N_LIK = 3  # likelihood channels: combined (or spike), level, rate of change
+C_LM = 16  # long EW means of the raw scores (N_LIK columns)
+C_LV = C_LM + N_LIK  # long EW variances of the raw scores
+C_LS = C_LV + N_LIK  # short EW means of the raw scores
+N_COLS = C_LS + N_LIK
 N_HOUR = 24
 N_DAY = 7
 N_BINS = 9  # histogram of the standardised residual, unit bins centred on -4..4
@@ -221,8 +222,8 @@ class AnomalyEngine:
         c = self.config
         f = self._f
         seas = self._s
-        o = f[ids].T  # (N_COLS, m): one gather; rows of `o` are the state columns
-        new = np.empty_like(o)
+        o = np.ascontiguousarray(f[ids].T)  # (N_COLS, m): one gather, contiguous rows
+        new = np.empty((N_COLS, ids.shape[0]))
         n = o[C_N]
         fresh = n == 0.0
         last_ts = o[C_TS]
@@ -251,8 +252,13 @@ class AnomalyEngine:
         hour = ((loc - day * 86400.0) * (1.0 / 3600.0)).astype(np.int64)
         dow = ((day + 3.0) % 7.0).astype(np.int64)  # epoch day 0 was a Thursday
         dow += N_HOUR
-        sh = seas[ids, hour].astype(np.float64)
-        sd = seas[ids, dow].astype(np.float64)
+        # flat indices into the float32 matrix: 1-d take/put is cheaper than 2-d fancy indexing
+        seas_flat = seas.reshape(-1)
+        base = ids * N_SEAS
+        i_hour = base + hour
+        i_dow = base + dow
+        sh = seas_flat[i_hour].astype(np.float64)
+        sd = seas_flat[i_dow].astype(np.float64)
 
         mu = o[C_MU]
         mad = o[C_MAD]
@@ -273,7 +279,8 @@ class AnomalyEngine:
         # ---- sustained level shift: fast EWMA of the clipped standardised residual
         clip = 2.0 * c.huber_k
         zr = r / scale
-        np.clip(zr, -clip, clip, out=zr)
+        np.minimum(zr, clip, out=zr)
+        np.maximum(zr, -clip, out=zr)
         fast = o[C_FAST] + c.alpha_fast * (zr - o[C_FAST])
         z_level = np.abs(fast)
         z_level *= float(np.sqrt((2.0 - c.alpha_fast) / c.alpha_fast))
@@ -284,12 +291,14 @@ class AnomalyEngine:
         gap = dtv > c.gap_factor * dt_typ
         gap &= dt_typ > 0.0
         gap |= fresh
+        any_gap = bool(gap.any())
         diff = xs - o[C_X]
         abs_diff = np.abs(diff)
         dmad = o[C_DMAD]
         dscale = _SQRT_PI_2 * dmad + floor
         z_roc = abs_diff / dscale
-        z_roc[gap] = 0.0
+        if any_gap:
+            np.putmask(z_roc, gap, 0.0)
 
         # ---- flatline: a run of identical values far longer than any completed before
         same = diff == 0.0
@@ -313,6 +322,8 @@ class AnomalyEngine:
 
         # ---- raw score of this reading, then its likelihood against the series' history
         warm = n >= c.warmup
+        cold = ~warm
+        any_cold = bool(cold.any())
         a_warm = 1.0 / (n + 1.0)
         if c.w_level != 1.0:
             z_level *= c.w_level
@@ -323,77 +334,102 @@ class AnomalyEngine:
 
         # ---- distribution change: relative entropy of the recent residual histogram
         # against the long one (a chi-square statistic with N_BINS - 1 dof)
-        hist = seas[ids, H_SHORT:N_SEAS].astype(np.float64)
-        hs = hist[:, :N_BINS]
-        hl = hist[:, N_BINS:]
-        b = np.rint(r / scale)
-        np.clip(b, -4.0, 4.0, out=b)
-        bi = b.astype(np.int64)
-        bi += 4
-        rows = np.arange(ids.shape[0])
-        hs *= 1.0 - c.alpha_hist_short
-        hs[rows, bi] += c.alpha_hist_short
-        a_hl = np.maximum(a_warm, c.alpha_hist_long)
-        hl *= (1.0 - a_hl)[:, None]
-        hl[rows, bi] += a_hl
-        kl = (hs + 1e-3) * np.log((hs + 1e-3) / (hl + 1e-3))
-        g = kl.sum(axis=1)
-        g *= 2.0 * (2.0 - c.alpha_hist_short) / c.alpha_hist_short
-        z_re = (g - (N_BINS - 1)) * (c.w_re / np.sqrt(2.0 * (N_BINS - 1)))
-        np.maximum(zmax, z_re, out=zmax)
-        q = zmax * (1.0 / c.raw_scale)
+        hist: np.ndarray | None = None
+        if c.w_re > 0.0:
+            hist = seas[ids, H_SHORT:N_SEAS].astype(np.float64)
+            hs = hist[:, :N_BINS]
+            hl = hist[:, N_BINS:]
+            b = np.rint(r / scale)
+            np.clip(b, -4.0, 4.0, out=b)
+            bi = b.astype(np.int64)
+            bi += 4
+            rows = np.arange(ids.shape[0])
+            hs *= 1.0 - c.alpha_hist_short
+            hs[rows, bi] += c.alpha_hist_short
+            a_hl = np.maximum(a_warm, c.alpha_hist_long)
+            hl *= (1.0 - a_hl)[:, None]
+            hl[rows, bi] += a_hl
+            kl = (hs + 1e-3) * np.log((hs + 1e-3) / (hl + 1e-3))
+            g = kl.sum(axis=1)
+            g *= 2.0 * (2.0 - c.alpha_hist_short) / c.alpha_hist_short
+            z_re = (g - (N_BINS - 1)) * (c.w_re / np.sqrt(2.0 * (N_BINS - 1)))
+            np.maximum(zmax, z_re, out=zmax)
+        # one likelihood channel on the strongest component, or one per component
+        k_lik = N_LIK if c.lik_per_component else 1
+        zc = np.stack((z_spike, z_level, z_roc)) if k_lik > 1 else zmax[None, :]
+        q = zc * (1.0 / c.raw_scale)
         q *= q
         q *= -0.5
         raw = 1.0 - np.exp(q)
-        raw[~warm] = 0.0
-        ls = o[C_LS] + c.alpha_lik_short * (raw - o[C_LS])
-        lm = o[C_LM]
-        lv = o[C_LV]
-        sigma = (ls - lm) / np.sqrt(lv + 1e-6)
+        if any_cold:
+            raw[:, cold] = 0.0
+        ls_old = o[C_LS : C_LS + k_lik]
+        ls = ls_old + c.alpha_lik_short * (raw - ls_old)
+        lm = o[C_LM : C_LM + k_lik]
+        lv = o[C_LV : C_LV + k_lik]
+        sig = (ls - lm) / np.sqrt(lv + 1e-6)
+        sigma = sig.max(axis=0) if k_lik > 1 else sig[0]
         np.maximum(sigma, 0.0, out=sigma)
         if c.w_raw_direct > 0.0:
             np.maximum(sigma, c.w_raw_direct * zmax, out=sigma)
-        sigma[n < c.warmup + c.lik_warmup] = 0.0
+        young = n < c.warmup + c.lik_warmup
+        if young.any():
+            np.putmask(sigma, young, 0.0)
         # direct components bypass the likelihood: a new range ranks by how far it leaves
         # the old one; a flatline gets a fixed level
-        width = vmax - vmin
-        width += floor
-        excess = np.maximum(xs - vmax, vmin - xs)
-        excess /= width
-        np.minimum(excess, 1.0, out=excess)
-        direct = c.novelty_sigma + c.novelty_rank * excess
-        direct[~novel] = 0.0
-        direct[flat & (direct < c.flat_sigma)] = c.flat_sigma
-        direct[~warm] = 0.0
-        direct_wins = direct > 0.0
-        direct_wins &= sigma <= direct
-        total = np.where(direct_wins, direct, sigma)
+        direct_on = novel | flat
+        direct_on &= warm
+        if direct_on.any():
+            width = vmax - vmin
+            width += floor
+            excess = np.maximum(xs - vmax, vmin - xs)
+            excess /= width
+            np.minimum(excess, 1.0, out=excess)
+            direct = c.novelty_sigma + c.novelty_rank * excess
+            direct[~novel] = 0.0
+            direct[flat & (direct < c.flat_sigma)] = c.flat_sigma
+            direct[~warm] = 0.0
+            direct_wins = direct > 0.0
+            direct_wins &= sigma <= direct
+            total = np.where(direct_wins, direct, sigma)
+        else:
+            direct_wins = direct_on
+            total = sigma
         score = total * (1.0 / c.score_sigma)
         np.minimum(score, 1.0, out=score)
 
         # reason: the direct component, or the raw component that is largest right now
         u8 = np.uint8
-        rsn = np.where(z_roc >= zmax, u8(R_ROC), u8(R_DIST))
-        rsn = np.where(z_spike >= zmax, u8(R_SPIKE), rsn)
-        rsn = np.where(z_level >= zmax, u8(R_LEVEL), rsn)
+        if k_lik > 1:
+            lik_reasons = np.array([R_SPIKE, R_LEVEL, R_ROC], dtype=u8)
+            rsn = lik_reasons[np.argmax(sig, axis=0)]
+        else:
+            rsn = np.where(z_roc >= zmax, u8(R_ROC), u8(R_DIST))
+            rsn = np.where(z_spike >= zmax, u8(R_SPIKE), rsn)
+            rsn = np.where(z_level >= zmax, u8(R_LEVEL), rsn)
         seasonal = rsn == R_SPIKE
         seasonal &= abs_r0 < c.huber_k * scale0
         seasonal &= mad0 > 1.5 * mad
-        rsn[seasonal] = R_SEASONAL
-        rsn[direct_wins] = R_NEW
-        rsn[direct_wins & flat & ~novel] = R_FLAT
+        np.putmask(rsn, seasonal, R_SEASONAL)
+        any_direct = bool(direct_wins.any())
+        if any_direct:
+            rsn[direct_wins] = R_NEW
+            rsn[direct_wins & flat & ~novel] = R_FLAT
 
         # damp repeats for a while after a detection, so one event alerts once
         held = tss < o[C_HOLD]
-        if not c.hold_direct:
+        if not c.hold_direct and any_direct:
             held &= ~direct_wins
         if c.hold_rearm > 0.0:
             # a clearly stronger event than the one that started the hold still alerts
             held &= score <= c.hold_rearm * o[C_PEAK]
-        score[held] *= c.hold_damp
+        any_held = bool(held.any())
+        if any_held:
+            score[held] *= c.hold_damp
         fired = score >= c.fire_level
-        fired &= ~held
-        rsn[score <= 0.0] = R_NONE
+        if any_held:
+            fired &= ~held
+        np.putmask(rsn, score <= 0.0, R_NONE)
         if not all_ok:
             score[~finite] = 0.0
             rsn[~finite] = R_NONE
@@ -405,34 +441,44 @@ class AnomalyEngine:
         a_lvl = np.maximum(a_warm, c.alpha_level)
         a_spr = np.maximum(a_warm, c.alpha_spread)
         early = n < 30.0  # too few readings for a spread: learn unclipped
+        any_early = bool(early.any())
         k = c.huber_k * scale
-        k[early] = np.inf
-        rc = np.clip(r, -k, k)
+        if any_early:
+            np.putmask(k, early, np.inf)
+        rc = np.minimum(r, k)
+        k *= -1.0
+        np.maximum(rc, k, out=rc)
         new[C_MU] = mu + a_lvl * rc
         rc *= 1.0 - a_lvl
         sh_new = sh + np.maximum(a_warm, c.alpha_hour) * rc
         sd_new = sd + c.alpha_day * rc
         cap = 5.0 * scale + floor
-        cap[early] = np.inf
+        if any_early:
+            np.putmask(cap, early, np.inf)
         np.minimum(abs_r, cap, out=abs_r)
         new[C_MAD] = mad + a_spr * (abs_r - mad)
         cap0 = 5.0 * scale0 + floor
-        cap0[early] = np.inf
+        if any_early:
+            np.putmask(cap0, early, np.inf)
         np.minimum(abs_r0, cap0, out=abs_r0)
         new[C_MAD0] = mad0 + a_spr * (abs_r0 - mad0)
         new[C_FAST] = fast
-        new[C_FAST][~warm] = 0.0
+        if any_cold:
+            new[C_FAST][cold] = 0.0
         nd = np.maximum(n - 1.0, 0.0)
         a_d = np.maximum(c.alpha_diff, 1.0 / (nd + 1.0))
         dcap = 5.0 * dscale
-        dcap[nd < 30.0] = np.inf
+        if any_early:
+            np.putmask(dcap, nd < 30.0, np.inf)
         np.minimum(abs_diff, dcap, out=abs_diff)
         new[C_DMAD] = dmad + a_d * (abs_diff - dmad)
-        new[C_DMAD][gap] = dmad[gap]
+        if any_gap:
+            new[C_DMAD][gap] = dmad[gap]
         dt_new = dt_typ + c.alpha_dt * (np.minimum(dtv, 10.0 * dt_typ) - dt_typ)
         first_dt = dt_typ <= 0.0
-        dt_new[first_dt] = dtv[first_dt]
-        dt_new[fresh] = 0.0
+        if first_dt.any():
+            dt_new[first_dt] = dtv[first_dt]
+            dt_new[fresh] = 0.0
         new[C_DT] = dt_new
         new[C_RUN] = run
         new[C_RUNMAX] = runmax
@@ -450,13 +496,17 @@ class AnomalyEngine:
         np.divide(1.0, a_long, out=a_long)
         np.maximum(a_long, c.alpha_lik_long, out=a_long)
         dl = raw - lm
-        new[C_LM] = lm + a_long * dl
+        new[C_LM : C_LM + k_lik] = lm + a_long * dl
         dl *= dl
         dl *= a_long
         dl += lv
         dl *= 1.0 - a_long
-        new[C_LV] = dl
-        new[C_LS] = ls
+        new[C_LV : C_LV + k_lik] = dl
+        new[C_LS : C_LS + k_lik] = ls
+        if k_lik < N_LIK:
+            new[C_LM + k_lik : C_LM + N_LIK] = 0.0
+            new[C_LV + k_lik : C_LV + N_LIK] = 0.0
+            new[C_LS + k_lik : C_LS + N_LIK] = 0.0
         new[C_HOLD] = o[C_HOLD]
         new[C_PEAK] = o[C_PEAK]
         if fired.any():
@@ -469,22 +519,23 @@ class AnomalyEngine:
             new[C_MU][fresh] = xs[fresh]
             new[C_VMIN][fresh] = xs[fresh]
             new[C_VMAX][fresh] = xs[fresh]
-        cold = ~warm
-        if cold.any():
-            new[C_LM][cold] = 0.0
-            new[C_LV][cold] = 0.0
+        if any_cold:
+            new[C_LM : C_LM + N_LIK, cold] = 0.0
+            new[C_LV : C_LV + N_LIK, cold] = 0.0
 
         if upd.all():
             f[ids] = new.T
-            seas[ids, hour] = sh_new
-            seas[ids, dow] = sd_new
-            seas[ids, H_SHORT:N_SEAS] = hist
+            seas_flat[i_hour] = sh_new
+            seas_flat[i_dow] = sd_new
+            if hist is not None:
+                seas[ids, H_SHORT:N_SEAS] = hist
         elif upd.any():
             u = ids[upd]
             f[u] = new.T[upd]
-            seas[u, hour[upd]] = sh_new[upd]
-            seas[u, dow[upd]] = sd_new[upd]
-            seas[u, H_SHORT:N_SEAS] = hist[upd]
+            seas_flat[i_hour[upd]] = sh_new[upd]
+            seas_flat[i_dow[upd]] = sd_new[upd]
+            if hist is not None:
+                seas[u, H_SHORT:N_SEAS] = hist[upd]
         return score, rsn
 
     # ------------------------------------------------------------------ persistence
