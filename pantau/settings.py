@@ -252,7 +252,7 @@ class DetectSettings(BaseModel):
             description="Scores at or above this become anomaly events and get "
             "an anomaly_reason (score 0..1).",
         ),
-    ] = 0.7
+    ] = 0.6
     snapshot_interval_s: Annotated[
         float, Field(gt=0, description="How often the detector state is saved, seconds.")
     ] = 60.0
