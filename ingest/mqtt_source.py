@@ -193,7 +193,8 @@ class MqttSource:
                 dup=bool(message.dup),
             )
         )
-        if self._waiting:
+        if self._waiting:  # wake the pipeline once, not once per message
+            self._waiting = False
             self._ready.set()
 
     # -- pipeline side ---------------------------------------------------------------------
