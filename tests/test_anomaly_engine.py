@@ -100,9 +100,10 @@ def test_out_of_range_scores_one_and_is_not_learned() -> None:
 def test_infinite_value_is_out_of_range_and_not_learned() -> None:
     eng, ids = warmed_engine(1, 50)
     before = eng.state(int(ids[0]))
-    res = eng.update(ids, np.array([T0 + STEP * 60]), np.array([np.inf]))
-    assert res.score[0] == 1.0 and res.reason[0] == R_RANGE
-    np.testing.assert_array_equal(eng.state(int(ids[0])), before)
+    for bad in (np.inf, -np.inf, 1e300):
+        res = eng.update(ids, np.array([T0 + STEP * 60]), np.array([bad]))
+        assert res.score[0] == 1.0 and res.reason[0] == R_RANGE
+        np.testing.assert_array_equal(eng.state(int(ids[0])), before)
 
 
 def test_stuck_sensor_raises_flatline() -> None:

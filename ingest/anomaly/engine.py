@@ -69,6 +69,7 @@ N_SEAS = H_LONG + N_BINS  # float32 columns: seasonal bins, then both histograms
 
 _SQRT_PI_2 = float(np.sqrt(np.pi / 2.0))  # mean |N(0,1)| = sqrt(2/pi), so sigma = MAD * this
 _TINY = 1e-9
+_MAX_ABS = 1e15
 _REL_FLOOR = 1e-6
 
 
@@ -228,7 +229,9 @@ class AnomalyEngine:
         fresh = n == 0.0
         last_ts = o[C_TS]
 
-        finite = np.isfinite(x)
+        # |value| beyond _MAX_ABS counts as non-finite: no sensor reads 1e15, and such values
+        # could overflow the arithmetic below into Inf/NaN state
+        finite = np.abs(x) <= _MAX_ABS
         ts_ok = np.isfinite(ts)
         all_ok = bool(finite.all()) and bool(ts_ok.all())
         xs = x if all_ok else np.where(finite, x, 0.0)  # NaN never reaches the arithmetic
@@ -238,7 +241,8 @@ class AnomalyEngine:
             upd &= finite & ts_ok
         oor: np.ndarray | None = None
         if lo is not None or hi is not None or not all_ok:
-            oor = np.isinf(x)
+            oor = ~finite
+            oor &= ~np.isnan(x)
             with np.errstate(invalid="ignore"):
                 if lo is not None:
                     oor |= x < lo
@@ -468,8 +472,9 @@ class AnomalyEngine:
         nd = np.maximum(n - 1.0, 0.0)
         a_d = np.maximum(c.alpha_diff, 1.0 / (nd + 1.0))
         dcap = 5.0 * dscale
-        if any_early:
-            np.putmask(dcap, nd < 30.0, np.inf)
+        d_early = nd < 30.0
+        if d_early.any():
+            np.putmask(dcap, d_early, np.inf)
         np.minimum(abs_diff, dcap, out=abs_diff)
         new[C_DMAD] = dmad + a_d * (abs_diff - dmad)
         if any_gap:
