@@ -254,7 +254,9 @@ class AnomalyEngine:
         loc = tss + c.tz_offset_s
         day = np.floor(loc * (1.0 / 86400.0))
         hour = ((loc - day * 86400.0) * (1.0 / 3600.0)).astype(np.int64)
-        dow = ((day + 3.0) % 7.0).astype(np.int64)  # epoch day 0 was a Thursday
+        week = day + 3.0  # epoch day 0 was a Thursday; floor arithmetic beats np.mod here
+        week -= 7.0 * np.floor(week * (1.0 / 7.0))
+        dow = week.astype(np.int64)
         dow += N_HOUR
         # flat indices into the float32 matrix: 1-d take/put is cheaper than 2-d fancy indexing
         seas_flat = seas.reshape(-1)
@@ -372,7 +374,14 @@ class AnomalyEngine:
         lm = o[C_LM : C_LM + k_lik]
         lv = o[C_LV : C_LV + k_lik]
         sig = (ls - lm) / np.sqrt(lv + 1e-6)
-        sigma = sig.max(axis=0) if k_lik > 1 else sig[0]
+        u8 = np.uint8
+        if k_lik > 1:
+            sigma = sig.max(axis=0)
+            # the channel that gave the max (ties to the first, like argmax, but cheaper)
+            lik_rsn = np.where(sig[1] >= sigma, u8(R_LEVEL), u8(R_ROC))
+            lik_rsn = np.where(sig[0] >= sigma, u8(R_SPIKE), lik_rsn)
+        else:
+            sigma = sig[0]
         np.maximum(sigma, 0.0, out=sigma)
         if c.w_raw_direct > 0.0:
             np.maximum(sigma, c.w_raw_direct * zmax, out=sigma)
@@ -403,10 +412,8 @@ class AnomalyEngine:
         np.minimum(score, 1.0, out=score)
 
         # reason: the direct component, or the raw component that is largest right now
-        u8 = np.uint8
         if k_lik > 1:
-            lik_reasons = np.array([R_SPIKE, R_LEVEL, R_ROC], dtype=u8)
-            rsn = lik_reasons[np.argmax(sig, axis=0)]
+            rsn = lik_rsn
         else:
             rsn = np.where(z_roc >= zmax, u8(R_ROC), u8(R_DIST))
             rsn = np.where(z_spike >= zmax, u8(R_SPIKE), rsn)
