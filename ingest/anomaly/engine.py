@@ -96,6 +96,15 @@ class AnomalyEngine:
         self._f = np.zeros((cap, N_COLS), dtype=np.float64)
         self._s = np.zeros((cap, N_SEAS), dtype=np.float32)
         self._mark = np.zeros(cap, dtype=np.int64)  # scratch for the duplicate-id check
+        c = self.config
+        # from this many readings on, every warm-up rate (1/(n+1)) is below its fixed rate
+        # and every warm-up mask is empty, so a batch of mature series takes a scalar path
+        self._n_mature = 2.0 + max(
+            31.0,
+            float(c.warmup + c.lik_warmup),
+            np.ceil(1.0 / min(c.alpha_level, c.alpha_spread, c.alpha_hour, c.alpha_diff)),
+            c.warmup + np.ceil(1.0 / c.alpha_lik_long),
+        )
 
     # ------------------------------------------------------------------ series registry
     def __len__(self) -> int:
@@ -223,7 +232,7 @@ class AnomalyEngine:
         c = self.config
         f = self._f
         seas = self._s
-        o = np.ascontiguousarray(f[ids].T)  # (N_COLS, m): one gather, contiguous rows
+        o = np.ascontiguousarray(np.take(f, ids, axis=0).T)  # (N_COLS, m), contiguous rows
         new = np.empty((N_COLS, ids.shape[0]))
         n = o[C_N]
         fresh = n == 0.0
@@ -449,10 +458,27 @@ class AnomalyEngine:
             rsn[oor] = R_RANGE
 
         # ---- learn (only rows in `upd`; others keep their old state row)
-        a_lvl = np.maximum(a_warm, c.alpha_level)
-        a_spr = np.maximum(a_warm, c.alpha_spread)
+        mature = bool(n.min() >= self._n_mature)
+        a_lvl: np.ndarray | float
+        a_spr: np.ndarray | float
+        a_hr: np.ndarray | float
+        a_d: np.ndarray | float
+        a_long: np.ndarray | float
+        if mature:
+            a_lvl, a_spr, a_hr = c.alpha_level, c.alpha_spread, c.alpha_hour
+            a_d, a_long = c.alpha_diff, c.alpha_lik_long
+        else:
+            a_lvl = np.maximum(a_warm, c.alpha_level)
+            a_spr = np.maximum(a_warm, c.alpha_spread)
+            a_hr = np.maximum(a_warm, c.alpha_hour)
+            nd = np.maximum(n - 1.0, 0.0)
+            a_d = np.maximum(c.alpha_diff, 1.0 / (nd + 1.0))
+            a_long = np.maximum(n - c.warmup, 0.0)
+            a_long += 1.0
+            np.divide(1.0, a_long, out=a_long)
+            np.maximum(a_long, c.alpha_lik_long, out=a_long)
         early = n < 30.0  # too few readings for a spread: learn unclipped
-        any_early = bool(early.any())
+        any_early = not mature and bool(early.any())
         k = c.huber_k * scale
         if any_early:
             np.putmask(k, early, np.inf)
@@ -461,7 +487,7 @@ class AnomalyEngine:
         np.maximum(rc, k, out=rc)
         new[C_MU] = mu + a_lvl * rc
         rc *= 1.0 - a_lvl
-        sh_new = sh + np.maximum(a_warm, c.alpha_hour) * rc
+        sh_new = sh + a_hr * rc
         sd_new = sd + c.alpha_day * rc
         cap = 5.0 * scale + floor
         if any_early:
@@ -476,12 +502,11 @@ class AnomalyEngine:
         new[C_FAST] = fast
         if any_cold:
             new[C_FAST][cold] = 0.0
-        nd = np.maximum(n - 1.0, 0.0)
-        a_d = np.maximum(c.alpha_diff, 1.0 / (nd + 1.0))
         dcap = 5.0 * dscale
-        d_early = nd < 30.0
-        if d_early.any():
-            np.putmask(dcap, d_early, np.inf)
+        if not mature:
+            d_early = n < 31.0  # fewer than 30 differences seen
+            if d_early.any():
+                np.putmask(dcap, d_early, np.inf)
         np.minimum(abs_diff, dcap, out=abs_diff)
         new[C_DMAD] = dmad + a_d * (abs_diff - dmad)
         if any_gap:
@@ -503,10 +528,6 @@ class AnomalyEngine:
         else:
             new[C_VMIN] = np.minimum(vmin, xs)
             new[C_VMAX] = np.maximum(vmax, xs)
-        a_long = np.maximum(n - c.warmup, 0.0)
-        a_long += 1.0
-        np.divide(1.0, a_long, out=a_long)
-        np.maximum(a_long, c.alpha_lik_long, out=a_long)
         dl = raw - lm
         new[C_LM : C_LM + k_lik] = lm + a_long * dl
         dl *= dl
