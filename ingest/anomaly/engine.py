@@ -473,10 +473,10 @@ class AnomalyEngine:
             a_hr = np.maximum(a_warm, c.alpha_hour)
             nd = np.maximum(n - 1.0, 0.0)
             a_d = np.maximum(c.alpha_diff, 1.0 / (nd + 1.0))
-            a_long = np.maximum(n - c.warmup, 0.0)
-            a_long += 1.0
-            np.divide(1.0, a_long, out=a_long)
-            np.maximum(a_long, c.alpha_lik_long, out=a_long)
+            n_lik = np.maximum(n - c.warmup, 0.0)
+            n_lik += 1.0
+            np.divide(1.0, n_lik, out=n_lik)
+            a_long = np.maximum(n_lik, c.alpha_lik_long, out=n_lik)
         early = n < 30.0  # too few readings for a spread: learn unclipped
         any_early = not mature and bool(early.any())
         k = c.huber_k * scale
