@@ -154,6 +154,15 @@ def test_nan_never_propagates(seed: int, bad: list[int]) -> None:
     np.testing.assert_array_equal(eng.state(sid), before)
 
 
+def test_corrupt_timestamps_touch_no_state() -> None:
+    eng, ids = warmed_engine(3, 50)
+    before = [eng.state(i) for i in range(3)]
+    res = eng.update(ids, np.array([1e30, -1e30, np.inf]), np.array([100.0, 100.0, 100.0]))
+    assert np.all(res.score == 0.0)
+    for i in range(3):
+        np.testing.assert_array_equal(eng.state(i), before[i])
+
+
 def test_duplicate_and_out_of_order_readings_do_not_update_state() -> None:
     eng, ids = warmed_engine(1, 300)
     sid = int(ids[0])

@@ -70,6 +70,7 @@ N_SEAS = H_LONG + N_BINS  # float32 columns: seasonal bins, then both histograms
 _SQRT_PI_2 = float(np.sqrt(np.pi / 2.0))  # mean |N(0,1)| = sqrt(2/pi), so sigma = MAD * this
 _TINY = 1e-9
 _MAX_ABS = 1e15
+_MAX_TS = 1e11  # epoch seconds, year ~5100: anything beyond is a corrupt timestamp
 _REL_FLOOR = 1e-6
 
 
@@ -241,7 +242,7 @@ class AnomalyEngine:
         # |value| beyond _MAX_ABS counts as non-finite: no sensor reads 1e15, and such values
         # could overflow the arithmetic below into Inf/NaN state
         finite = np.abs(x) <= _MAX_ABS
-        ts_ok = np.isfinite(ts)
+        ts_ok = np.abs(ts) < _MAX_TS  # also rejects NaN; keeps the bin arithmetic exact
         all_ok = bool(finite.all()) and bool(ts_ok.all())
         xs = x if all_ok else np.where(finite, x, 0.0)  # NaN never reaches the arithmetic
         tss = ts if all_ok else np.where(ts_ok, ts, 0.0)
@@ -263,9 +264,12 @@ class AnomalyEngine:
         loc = tss + c.tz_offset_s
         day = np.floor(loc * (1.0 / 86400.0))
         hour = ((loc - day * 86400.0) * (1.0 / 3600.0)).astype(np.int64)
+        # truncation cannot go below 0, but rounding can reach 24 / 7: never index a neighbour
+        np.minimum(hour, N_HOUR - 1, out=hour)
         week = day + 3.0  # epoch day 0 was a Thursday; floor arithmetic beats np.mod here
         week -= 7.0 * np.floor(week * (1.0 / 7.0))
         dow = week.astype(np.int64)
+        np.minimum(dow, N_DAY - 1, out=dow)
         dow += N_HOUR
         # flat indices into the float32 matrix: 1-d take/put is cheaper than 2-d fancy indexing
         seas_flat = seas.reshape(-1)
