@@ -178,6 +178,9 @@ class AnomalyEngine:
             raise IndexError("unknown series id in batch")
         lo_a = None if lo is None else np.asarray(lo, dtype=np.float64)
         hi_a = None if hi is None else np.asarray(hi, dtype=np.float64)
+        for lim in (lo_a, hi_a):
+            if lim is not None and lim.shape != (n,):
+                raise ValueError("lo and hi must be 1-d arrays with one limit per row")
         score = np.zeros(n, dtype=np.float64)
         reason = np.zeros(n, dtype=np.uint8)
         if n == 0:
