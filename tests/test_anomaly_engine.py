@@ -119,6 +119,25 @@ def test_stuck_sensor_raises_flatline() -> None:
     assert res.score[:600].max() < CFG.alert_level
 
 
+def test_daily_pattern_is_learned_and_an_inverted_day_alerts() -> None:
+    # PM2.5 / traffic-like: a strong daily swing (±40) on small noise, 5-minute readings.
+    # On day 12 the day runs upside down from local midnight: no jump, every value stays
+    # inside the usual range, only the time-of-day pattern is wrong.  Without the seasonal
+    # bins this scores below 0.4; with them it alerts within about an hour.
+    n = 288 * 14
+    ts = stamps(n)
+    hour = ((ts + CFG.tz_offset_s) % 86400.0) / 3600.0
+    base = 60.0 + 40.0 * np.sin(2.0 * np.pi * hour / 24.0)
+    noise = noisy(n, 3, level=0.0)
+    xs = base + noise
+    start = 288 * 12 + int(np.argmin(hour[288 * 12 : 288 * 13]))  # local midnight
+    xs[start : start + 288] = 120.0 - base[start : start + 288] + noise[start : start + 288]
+    scores = score_series(ts, xs)
+    assert scores[:start].max() < CFG.alert_level  # the regular swing never alerts
+    first = int(np.argmax(scores[start : start + 288] >= CFG.alert_level))
+    assert scores[start + first] >= CFG.alert_level and first <= 24
+
+
 def test_repeats_of_one_event_are_damped() -> None:
     n = CFG.warmup + CFG.lik_warmup + 300
     xs = noisy(n + 40, 11)

@@ -100,11 +100,16 @@ class AnomalyEngine:
         c = self.config
         # from this many readings on, every warm-up rate (1/(n+1)) is below its fixed rate
         # and every warm-up mask is empty, so a batch of mature series takes a scalar path
-        self._n_mature = 2.0 + max(
-            31.0,
-            float(c.warmup + c.lik_warmup),
-            np.ceil(1.0 / min(c.alpha_level, c.alpha_spread, c.alpha_hour, c.alpha_diff)),
-            c.warmup + np.ceil(1.0 / c.alpha_lik_long),
+        slowest = min(c.alpha_level, c.alpha_spread, c.alpha_hour, c.alpha_diff, c.alpha_lik_long)
+        self._n_mature = (
+            2.0
+            + max(
+                31.0,
+                float(c.warmup + c.lik_warmup),
+                float(np.ceil(1.0 / slowest)) + c.warmup,
+            )
+            if slowest > 0.0
+            else float("inf")  # a zero rate keeps its warm-up rate forever: no scalar path
         )
 
     # ------------------------------------------------------------------ series registry
