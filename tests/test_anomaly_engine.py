@@ -100,9 +100,10 @@ def test_out_of_range_scores_one_and_is_not_learned() -> None:
 def test_infinite_value_is_out_of_range_and_not_learned() -> None:
     eng, ids = warmed_engine(1, 50)
     before = eng.state(int(ids[0]))
-    res = eng.update(ids, np.array([T0 + STEP * 60]), np.array([np.inf]))
-    assert res.score[0] == 1.0 and res.reason[0] == R_RANGE
-    np.testing.assert_array_equal(eng.state(int(ids[0])), before)
+    for bad in (np.inf, -np.inf, 1e300):
+        res = eng.update(ids, np.array([T0 + STEP * 60]), np.array([bad]))
+        assert res.score[0] == 1.0 and res.reason[0] == R_RANGE
+        np.testing.assert_array_equal(eng.state(int(ids[0])), before)
 
 
 def test_stuck_sensor_raises_flatline() -> None:
@@ -116,6 +117,25 @@ def test_stuck_sensor_raises_flatline() -> None:
     assert flat_rows.size > 0 and flat_rows[0] >= 600
     assert res.score[flat_rows[0]] >= CFG.alert_level
     assert res.score[:600].max() < CFG.alert_level
+
+
+def test_daily_pattern_is_learned_and_an_inverted_day_alerts() -> None:
+    # PM2.5 / traffic-like: a strong daily swing (±40) on small noise, 5-minute readings.
+    # On day 12 the day runs upside down from local midnight: no jump, every value stays
+    # inside the usual range, only the time-of-day pattern is wrong.  Without the seasonal
+    # bins this scores below 0.4; with them it alerts within about an hour.
+    n = 288 * 14
+    ts = stamps(n)
+    hour = ((ts + CFG.tz_offset_s) % 86400.0) / 3600.0
+    base = 60.0 + 40.0 * np.sin(2.0 * np.pi * hour / 24.0)
+    noise = noisy(n, 3, level=0.0)
+    xs = base + noise
+    start = 288 * 12 + int(np.argmin(hour[288 * 12 : 288 * 13]))  # local midnight
+    xs[start : start + 288] = 120.0 - base[start : start + 288] + noise[start : start + 288]
+    scores = score_series(ts, xs)
+    assert scores[:start].max() < CFG.alert_level  # the regular swing never alerts
+    first = int(np.argmax(scores[start : start + 288] >= CFG.alert_level))
+    assert scores[start + first] >= CFG.alert_level and first <= 24
 
 
 def test_repeats_of_one_event_are_damped() -> None:
@@ -151,6 +171,15 @@ def test_nan_never_propagates(seed: int, bad: list[int]) -> None:
     before = eng.state(sid)
     eng.update(np.array([sid]), np.array([T0 + STEP * n]), np.array([np.nan]))
     np.testing.assert_array_equal(eng.state(sid), before)
+
+
+def test_corrupt_timestamps_touch_no_state() -> None:
+    eng, ids = warmed_engine(3, 50)
+    before = [eng.state(i) for i in range(3)]
+    res = eng.update(ids, np.array([1e30, -1e30, np.inf]), np.array([100.0, 100.0, 100.0]))
+    assert np.all(res.score == 0.0)
+    for i in range(3):
+        np.testing.assert_array_equal(eng.state(i), before[i])
 
 
 def test_duplicate_and_out_of_order_readings_do_not_update_state() -> None:

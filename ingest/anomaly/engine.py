@@ -69,6 +69,8 @@ N_SEAS = H_LONG + N_BINS  # float32 columns: seasonal bins, then both histograms
 
 _SQRT_PI_2 = float(np.sqrt(np.pi / 2.0))  # mean |N(0,1)| = sqrt(2/pi), so sigma = MAD * this
 _TINY = 1e-9
+_MAX_ABS = 1e15
+_MAX_TS = 1e11  # epoch seconds, year ~5100: anything beyond is a corrupt timestamp
 _REL_FLOOR = 1e-6
 
 
@@ -95,6 +97,20 @@ class AnomalyEngine:
         self._f = np.zeros((cap, N_COLS), dtype=np.float64)
         self._s = np.zeros((cap, N_SEAS), dtype=np.float32)
         self._mark = np.zeros(cap, dtype=np.int64)  # scratch for the duplicate-id check
+        c = self.config
+        # from this many readings on, every warm-up rate (1/(n+1)) is below its fixed rate
+        # and every warm-up mask is empty, so a batch of mature series takes a scalar path
+        slowest = min(c.alpha_level, c.alpha_spread, c.alpha_hour, c.alpha_diff, c.alpha_lik_long)
+        self._n_mature = (
+            2.0
+            + max(
+                31.0,
+                float(c.warmup + c.lik_warmup),
+                float(np.ceil(1.0 / slowest)) + c.warmup,
+            )
+            if slowest > 0.0
+            else float("inf")  # a zero rate keeps its warm-up rate forever: no scalar path
+        )
 
     # ------------------------------------------------------------------ series registry
     def __len__(self) -> int:
@@ -167,6 +183,9 @@ class AnomalyEngine:
             raise IndexError("unknown series id in batch")
         lo_a = None if lo is None else np.asarray(lo, dtype=np.float64)
         hi_a = None if hi is None else np.asarray(hi, dtype=np.float64)
+        for lim in (lo_a, hi_a):
+            if lim is not None and lim.shape != (n,):
+                raise ValueError("lo and hi must be 1-d arrays with one limit per row")
         score = np.zeros(n, dtype=np.float64)
         reason = np.zeros(n, dtype=np.uint8)
         if n == 0:
@@ -222,14 +241,16 @@ class AnomalyEngine:
         c = self.config
         f = self._f
         seas = self._s
-        o = np.ascontiguousarray(f[ids].T)  # (N_COLS, m): one gather, contiguous rows
+        o = np.ascontiguousarray(np.take(f, ids, axis=0).T)  # (N_COLS, m), contiguous rows
         new = np.empty((N_COLS, ids.shape[0]))
         n = o[C_N]
         fresh = n == 0.0
         last_ts = o[C_TS]
 
-        finite = np.isfinite(x)
-        ts_ok = np.isfinite(ts)
+        # |value| beyond _MAX_ABS counts as non-finite: no sensor reads 1e15, and such values
+        # could overflow the arithmetic below into Inf/NaN state
+        finite = np.abs(x) <= _MAX_ABS
+        ts_ok = np.abs(ts) < _MAX_TS  # also rejects NaN; keeps the bin arithmetic exact
         all_ok = bool(finite.all()) and bool(ts_ok.all())
         xs = x if all_ok else np.where(finite, x, 0.0)  # NaN never reaches the arithmetic
         tss = ts if all_ok else np.where(ts_ok, ts, 0.0)
@@ -238,7 +259,8 @@ class AnomalyEngine:
             upd &= finite & ts_ok
         oor: np.ndarray | None = None
         if lo is not None or hi is not None or not all_ok:
-            oor = np.isinf(x)
+            oor = ~finite
+            oor &= ~np.isnan(x)
             with np.errstate(invalid="ignore"):
                 if lo is not None:
                     oor |= x < lo
@@ -250,7 +272,12 @@ class AnomalyEngine:
         loc = tss + c.tz_offset_s
         day = np.floor(loc * (1.0 / 86400.0))
         hour = ((loc - day * 86400.0) * (1.0 / 3600.0)).astype(np.int64)
-        dow = ((day + 3.0) % 7.0).astype(np.int64)  # epoch day 0 was a Thursday
+        # truncation cannot go below 0, but rounding can reach 24 / 7: never index a neighbour
+        np.minimum(hour, N_HOUR - 1, out=hour)
+        week = day + 3.0  # epoch day 0 was a Thursday; floor arithmetic beats np.mod here
+        week -= 7.0 * np.floor(week * (1.0 / 7.0))
+        dow = week.astype(np.int64)
+        np.minimum(dow, N_DAY - 1, out=dow)
         dow += N_HOUR
         # flat indices into the float32 matrix: 1-d take/put is cheaper than 2-d fancy indexing
         seas_flat = seas.reshape(-1)
@@ -368,7 +395,14 @@ class AnomalyEngine:
         lm = o[C_LM : C_LM + k_lik]
         lv = o[C_LV : C_LV + k_lik]
         sig = (ls - lm) / np.sqrt(lv + 1e-6)
-        sigma = sig.max(axis=0) if k_lik > 1 else sig[0]
+        u8 = np.uint8
+        if k_lik > 1:
+            sigma = sig.max(axis=0)
+            # the channel that gave the max (ties to the first, like argmax, but cheaper)
+            lik_rsn = np.where(sig[1] >= sigma, u8(R_LEVEL), u8(R_ROC))
+            lik_rsn = np.where(sig[0] >= sigma, u8(R_SPIKE), lik_rsn)
+        else:
+            sigma = sig[0]
         np.maximum(sigma, 0.0, out=sigma)
         if c.w_raw_direct > 0.0:
             np.maximum(sigma, c.w_raw_direct * zmax, out=sigma)
@@ -399,10 +433,8 @@ class AnomalyEngine:
         np.minimum(score, 1.0, out=score)
 
         # reason: the direct component, or the raw component that is largest right now
-        u8 = np.uint8
         if k_lik > 1:
-            lik_reasons = np.array([R_SPIKE, R_LEVEL, R_ROC], dtype=u8)
-            rsn = lik_reasons[np.argmax(sig, axis=0)]
+            rsn = lik_rsn
         else:
             rsn = np.where(z_roc >= zmax, u8(R_ROC), u8(R_DIST))
             rsn = np.where(z_spike >= zmax, u8(R_SPIKE), rsn)
@@ -438,10 +470,27 @@ class AnomalyEngine:
             rsn[oor] = R_RANGE
 
         # ---- learn (only rows in `upd`; others keep their old state row)
-        a_lvl = np.maximum(a_warm, c.alpha_level)
-        a_spr = np.maximum(a_warm, c.alpha_spread)
+        mature = bool(n.min() >= self._n_mature)
+        a_lvl: np.ndarray | float
+        a_spr: np.ndarray | float
+        a_hr: np.ndarray | float
+        a_d: np.ndarray | float
+        a_long: np.ndarray | float
+        if mature:
+            a_lvl, a_spr, a_hr = c.alpha_level, c.alpha_spread, c.alpha_hour
+            a_d, a_long = c.alpha_diff, c.alpha_lik_long
+        else:
+            a_lvl = np.maximum(a_warm, c.alpha_level)
+            a_spr = np.maximum(a_warm, c.alpha_spread)
+            a_hr = np.maximum(a_warm, c.alpha_hour)
+            nd = np.maximum(n - 1.0, 0.0)
+            a_d = np.maximum(c.alpha_diff, 1.0 / (nd + 1.0))
+            n_lik = np.maximum(n - c.warmup, 0.0)
+            n_lik += 1.0
+            np.divide(1.0, n_lik, out=n_lik)
+            a_long = np.maximum(n_lik, c.alpha_lik_long, out=n_lik)
         early = n < 30.0  # too few readings for a spread: learn unclipped
-        any_early = bool(early.any())
+        any_early = not mature and bool(early.any())
         k = c.huber_k * scale
         if any_early:
             np.putmask(k, early, np.inf)
@@ -450,7 +499,7 @@ class AnomalyEngine:
         np.maximum(rc, k, out=rc)
         new[C_MU] = mu + a_lvl * rc
         rc *= 1.0 - a_lvl
-        sh_new = sh + np.maximum(a_warm, c.alpha_hour) * rc
+        sh_new = sh + a_hr * rc
         sd_new = sd + c.alpha_day * rc
         cap = 5.0 * scale + floor
         if any_early:
@@ -465,11 +514,11 @@ class AnomalyEngine:
         new[C_FAST] = fast
         if any_cold:
             new[C_FAST][cold] = 0.0
-        nd = np.maximum(n - 1.0, 0.0)
-        a_d = np.maximum(c.alpha_diff, 1.0 / (nd + 1.0))
         dcap = 5.0 * dscale
-        if any_early:
-            np.putmask(dcap, nd < 30.0, np.inf)
+        if not mature:
+            d_early = n < 31.0  # fewer than 30 differences seen
+            if d_early.any():
+                np.putmask(dcap, d_early, np.inf)
         np.minimum(abs_diff, dcap, out=abs_diff)
         new[C_DMAD] = dmad + a_d * (abs_diff - dmad)
         if any_gap:
@@ -491,10 +540,6 @@ class AnomalyEngine:
         else:
             new[C_VMIN] = np.minimum(vmin, xs)
             new[C_VMAX] = np.maximum(vmax, xs)
-        a_long = np.maximum(n - c.warmup, 0.0)
-        a_long += 1.0
-        np.divide(1.0, a_long, out=a_long)
-        np.maximum(a_long, c.alpha_lik_long, out=a_long)
         dl = raw - lm
         new[C_LM : C_LM + k_lik] = lm + a_long * dl
         dl *= dl
