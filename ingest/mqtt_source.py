@@ -48,6 +48,8 @@ class MqttSource:
         *,
         on_state_change: Callable[[bool], None] | None = None,
         batch_acks: bool = True,
+        max_pending: int = 20_000,
+        max_pending_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.settings = settings
         self.topics = list(topics)
@@ -55,6 +57,18 @@ class MqttSource:
         self._queue: deque[Inbound] = deque()
         self._ready = threading.Event()
         self._waiting = False
+        # Back-pressure: past `max_pending` untaken messages the network thread pauses (in
+        # steps well inside the keepalive, so pings still flow: one more message may arrive
+        # per step) and TCP holds the rest in the broker. Receive Maximum alone is not enough:
+        # Mosquitto 2.0.11 pushes a whole queued backlog at once when a session resumes.
+        self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
+        self._pending_bytes = 0
+        self._room = threading.Event()
+        self._room.set()
+        self._pause_step_s = max(0.5, min(5.0, self.settings.keepalive_s / 4))
+        self._stopping = False
+        self.paused_s = 0.0
         self._generation = 0
         self._connected = False
         self._connects = 0
@@ -105,6 +119,8 @@ class MqttSource:
 
     def stop(self) -> None:
         """Disconnect without acking what is pending: the broker keeps it for the next run."""
+        self._stopping = True
+        self._room.set()
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -196,6 +212,13 @@ class MqttSource:
         if self._waiting:  # wake the pipeline once, not once per message
             self._waiting = False
             self._ready.set()
+        self._pending_bytes += len(message.payload)
+        if self._full() and not self._stopping:
+            self._room.clear()
+            if self._full():  # the pipeline may have just taken some
+                started = time.monotonic()
+                self._room.wait(self._pause_step_s)
+                self.paused_s += time.monotonic() - started
 
     # -- pipeline side ---------------------------------------------------------------------
     def take(self, max_messages: int, timeout_s: float) -> list[Inbound]:
@@ -208,18 +231,31 @@ class MqttSource:
             self._waiting = False
         out: list[Inbound] = []
         queue = self._queue
+        taken_bytes = 0
         while queue and len(out) < max_messages:
-            out.append(queue.popleft())
+            message = queue.popleft()
+            taken_bytes += len(message.payload)
+            out.append(message)
+        self._pending_bytes -= taken_bytes
+        if not self._room.is_set() and (
+            len(queue) < self.max_pending // 2 and self._pending_bytes < self.max_pending_bytes // 2
+        ):
+            self._room.set()
         return out
+
+    def _full(self) -> bool:
+        return len(self._queue) >= self.max_pending or (
+            self._pending_bytes >= self.max_pending_bytes
+        )
 
     def ack(self, messages: Sequence[Inbound]) -> int:
         """PUBACK each message of the current connection, in the order given. Returns count.
 
         The PUBACKs of a batch go out as one write: paho's public `ack()` queues one packet
         and wakes its network thread once per message, which costs more than the rest of
-        the pipeline per message. `_queue_pubacks` hands paho the same bytes `ack()` would
-        have produced, back to back, in one queued packet (a TCP stream carries MQTT packets
-        end to end, so the broker reads them as separate PUBACKs).
+        the pipeline per message. So the batch's PUBACKs (the very bytes `ack()` would have
+        produced) go to paho's packet queue back to back as one packet: a TCP stream carries
+        MQTT packets end to end, so the broker reads them as separate PUBACKs.
         """
         generation = self._generation
         mids = [m.mid for m in messages if m.qos == 1 and m.generation == generation]

@@ -54,6 +54,8 @@ class IngestService:
             settings.mqtt,
             subscription_topics(settings),
             on_state_change=lambda up: self.metrics.mqtt_connected.set(1 if up else 0),
+            max_pending=settings.ingest.max_pending_messages,
+            max_pending_bytes=settings.ingest.max_pending_bytes,
         )
         # The registry, in memory: kind and status per device, calibration, tags.
         self.directory = DeviceDirectory(

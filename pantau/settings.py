@@ -188,6 +188,23 @@ class IngestSettings(BaseModel):
     future_tolerance_s: Annotated[
         float, Field(ge=0, description="Readings further in the future are rejected, seconds.")
     ] = 300.0
+    max_pending_messages: Annotated[
+        int,
+        Field(
+            ge=100,
+            description="Messages received but not yet taken by the pipeline, at most. Past "
+            "it the MQTT network thread pauses reading and TCP back-pressure keeps the rest in "
+            "the broker, so memory stays bounded even when the broker pushes a whole backlog "
+            "at once (Mosquitto 2.0.11 does on session resume, whatever the Receive Maximum).",
+        ),
+    ] = 20000
+    max_pending_bytes: Annotated[
+        int,
+        Field(
+            ge=65536,
+            description="The same bound in payload bytes (for large packs), bytes.",
+        ),
+    ] = 16 * 1024 * 1024
     batches_in_flight: Annotated[
         int,
         Field(
