@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -70,13 +71,22 @@ def json_messages(n: int, start_ms: int) -> list[tuple[str, bytes]]:
 
 
 def senml_messages(n_readings: int, start_ms: int, pack: int = 50) -> list[tuple[str, bytes]]:
+    """Each gauge sends packs of `pack` readings taken a second apart, as a logger that
+    buffers a minute would: a slowly moving level with sensor noise (not a ramp of 1 cm per
+    millisecond, which would make every reading an anomaly and measure the alert path)."""
+    rng = np.random.default_rng(7)
+    packs = n_readings // pack
     out = []
-    for m in range(n_readings // pack):
-        device = f"wl-bench-{m % DEVICES:03d}"
-        base_s = (start_ms + m * pack) / 1000
+    for m in range(packs):
+        d = m % DEVICES
+        device = f"wl-bench-{d:03d}"
+        first = (m // DEVICES) * pack  # this gauge's reading count so far
+        base_s = start_ms / 1000 + first
+        t = np.arange(first, first + pack)
+        level = 150 + 40 * np.sin(2 * np.pi * (t / 3600 + d / DEVICES)) + rng.normal(0, 0.5, pack)
         records: list[dict[str, Any]] = [{"bn": f"{device}:", "bt": base_s}]
         for j in range(pack):
-            records.append({"n": "level_cm", "u": "cm", "v": 100.0 + j, "t": j / 1000})
+            records.append({"n": "level_cm", "u": "cm", "v": round(float(level[j]), 2), "t": j})
         out.append((f"pantau/devices/{device}/telemetry", orjson.dumps(records)))
     return out
 
@@ -234,6 +244,8 @@ def run(n_json: int = 100_000, n_senml_readings: int = 500_000, repeats: int = 3
             influx={"url": influx.url, "database": "bench"},  # type: ignore[arg-type]
             database={"url": f"sqlite:///{base / 'pantau.db'}"},  # type: ignore[arg-type]
             ingest={"metrics_port": free_port(), "status_interval_s": 5},  # type: ignore[arg-type]
+            # the detector's snapshots too: a run must not resume an earlier run's state
+            stack={"var_dir": base},  # type: ignore[arg-type]
         )
         register_bench_devices(settings.database.url)
         # The machine's speed drifts (shared cores): interleave ceiling and ingester runs
@@ -261,12 +273,15 @@ def run(n_json: int = 100_000, n_senml_readings: int = 500_000, repeats: int = 3
             )
         ceiling_rate = statistics.median(c["messages_per_s"] for c in ceilings)
         json_rate = statistics.median(j["messages_per_s"] for j in jsons)
-        start_ms = int(time.time() * 1000) - 3_000_000
+        # Each gauge's packs cover n/DEVICES seconds, ending two minutes ago: after the JSON
+        # rounds' times (the detector learns only from readings newer than a series has seen).
+        span_ms = n_senml_readings // DEVICES * 1000
+        start_ms = int(time.time() * 1000) - span_ms - 120_000
         settings.mqtt.client_id = "bench-ingest-senml"
         ingest_senml = measure_ingester(
             settings,
             mosquitto,
-            senml_messages(n_senml_readings, start_ms - 1_000_000),
+            senml_messages(n_senml_readings, start_ms),
             n_senml_readings,
             base / "ingest-senml.log",
         )

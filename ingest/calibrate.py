@@ -18,9 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+import numpy as np
+
 from devices.directory import DirectoryEntry
 from devices.models import DeviceStatus
-from ingest.model import Reading, RejectedError, RejectReason
+from ingest.model import Reading, ReadingBlock, ReadingSet, RejectedError, RejectReason
 
 
 class Directory(Protocol):
@@ -62,6 +64,26 @@ class CalibrationStage:
     def __init__(self, directory: Directory) -> None:
         self.directory = directory
 
+    def process_set(self, batch: ReadingSet) -> None:
+        self.process(batch.readings)
+        for block in batch.blocks:
+            self.process_block(block)
+
+    def process_block(self, block: ReadingBlock) -> None:
+        """The same arithmetic as `process`, a column at a time; raw kept where it changed."""
+        entry = self.directory.get(block.device_id)
+        if entry is None or not entry.calibration:
+            return
+        for field, (scale, offset) in entry.calibration.items():
+            raw = block.fields.get(field)
+            if raw is None:
+                continue
+            value = raw * scale + offset
+            changed = value != raw
+            if changed.any():
+                block.raw[field] = np.where(changed, raw, np.nan)
+                block.fields[field] = value
+
     def process(self, readings: list[Reading]) -> list[Reading]:
         for reading in readings:
             entry = self.directory.get(reading.device_id)
@@ -85,6 +107,13 @@ class DeviceTagStage:
 
     def __init__(self, directory: Directory) -> None:
         self.directory = directory
+
+    def process_set(self, batch: ReadingSet) -> None:
+        self.process(batch.readings)
+        for block in batch.blocks:
+            entry = self.directory.get(block.device_id)
+            if entry is not None and entry.tags:
+                block.tags = entry.tag_items
 
     def process(self, readings: list[Reading]) -> list[Reading]:
         for reading in readings:

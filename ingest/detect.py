@@ -1,9 +1,10 @@
 """Detection stage: scores every reading with the vectorised `AnomalyEngine` as it passes.
 
 One engine series per (device, catalog field) — the kind's own fields, not the health fields
-(battery, signal), which would drown the signal in slow drifts. A batch of readings becomes
-four arrays (series ids, times, values, physical ranges) and one `update` call. Each reading
-gets the highest score of its fields as `anomaly_score` and, when that crosses the threshold,
+(battery, signal), which would drown the signal in slow drifts. A batch of readings — rows and
+columnar blocks, put back in message order — becomes four arrays (series ids, times, values,
+physical ranges) and one `update` call. Each reading gets the highest score of its fields as
+`anomaly_score` (rounded to 4 decimals) and, when that crosses the threshold,
 `anomaly_reason` naming the field and the detector part that fired (`level_cm:rate_of_change`).
 Those readings also become `AnomalyEvent`s for alerting.
 
@@ -25,9 +26,10 @@ import numpy as np
 
 from devices.catalog import SensorCatalog
 from ingest.anomaly.engine import REASONS, AnomalyEngine
-from ingest.model import Reading
+from ingest.model import Reading, ReadingBlock, ReadingSet
 
 log = logging.getLogger(__name__)
+SCORE_DECIMALS = 4  # anomaly_score is stored rounded to this many decimals
 
 
 @dataclass(frozen=True)
@@ -99,12 +101,18 @@ class DetectionStage:
         return hit
 
     def process(self, readings: list[Reading]) -> list[Reading]:
+        self.process_set(ReadingSet(readings, list(range(len(readings)))))
+        return readings
+
+    def process_set(self, batch: ReadingSet) -> None:
+        """Score every row and block of a batch in one engine update, in message order."""
+        readings = batch.readings
         ids: list[int] = []
         ts: list[float] = []
         values: list[float] = []
         lows: list[float] = []
         highs: list[float] = []
-        owners: list[int] = []
+        entry_owners: list[int] = []  # the reading of each engine row
         names: list[str] = []
         lookup = self._lookup
         for index, reading in enumerate(readings):
@@ -120,22 +128,138 @@ class DetectionStage:
                 # Detect on what the sensor measured: calibration is a registry fact that may
                 # change, and the raw stream is what a fault shows up in.
                 values.append(reading.raw.get(field, value))
-                owners.append(index)
+                entry_owners.append(index)
                 names.append(field)
-        if ids:
-            result = self.engine.update(
-                np.array(ids, dtype=np.int64),
-                np.array(ts),
-                np.array(values),
-                np.array(lows),
-                np.array(highs),
+        # Blocks: one segment per (block, scored field); the engine rows are built with a
+        # few whole-batch array operations rather than a handful per block.
+        seg_ids: list[int] = []
+        seg_lows: list[float] = []
+        seg_highs: list[float] = []
+        seg_lengths: list[int] = []
+        ts_parts: list[np.ndarray] = [np.array(ts)]
+        value_parts: list[np.ndarray] = [np.array(values)]
+        owner_parts: list[int] = []
+        scored_blocks: list[tuple[ReadingBlock, list[str], int]] = []  # block, fields, offset
+        offset = len(ids)
+        series = self._series
+        for block in batch.blocks:
+            fields = [f for f in block.fields if lookup(block.device_id, f, block.kind)]
+            if not fields:
+                continue
+            n = len(block)
+            seconds_col = block.ts_ms / 1000.0
+            for field in fields:
+                sid, low, high = series[(block.device_id, field)]
+                seg_ids.append(sid)
+                seg_lows.append(low)
+                seg_highs.append(high)
+                seg_lengths.append(n)
+                owner_parts.append(block.owner)
+                ts_parts.append(seconds_col)
+                raw = block.raw.get(field)
+                column = block.fields[field]
+                value_parts.append(column if raw is None else np.where(raw == raw, raw, column))
+            scored_blocks.append((block, fields, offset))
+            offset += n * len(fields)
+        if not offset:
+            self._maybe_snapshot()
+            return
+        lengths = np.array(seg_lengths, dtype=np.int64)
+        all_ids = np.concatenate(
+            (np.array(ids, dtype=np.int64), np.repeat(np.array(seg_ids, dtype=np.int64), lengths))
+        )
+        all_lows = np.concatenate((np.array(lows), np.repeat(np.array(seg_lows), lengths)))
+        all_highs = np.concatenate((np.array(highs), np.repeat(np.array(seg_highs), lengths)))
+        all_ts = np.concatenate(ts_parts)
+        all_values = np.concatenate(value_parts)
+        order = None
+        if ids and scored_blocks:
+            # Rows and blocks were gathered apart: put them back in message order, so every
+            # series sees its readings in the order they arrived.
+            owner_of_row = np.concatenate(
+                (
+                    np.array([batch.owners[i] for i in entry_owners], dtype=np.int64),
+                    np.repeat(np.array(owner_parts, dtype=np.int64), lengths),
+                )
             )
-            self._apply(readings, owners, names, values, result.score, result.reason)
+            if (owner_of_row[1:] < owner_of_row[:-1]).any():
+                order = np.argsort(owner_of_row, kind="stable")
+                all_ids, all_ts, all_values = all_ids[order], all_ts[order], all_values[order]
+                all_lows, all_highs = all_lows[order], all_highs[order]
+        result = self.engine.update(all_ids, all_ts, all_values, all_lows, all_highs)
+        # Four decimals are all a score in [0, 1] needs: shorter points, cheaper formatting.
+        score = np.round(result.score, SCORE_DECIMALS)
+        reason = result.reason
+        if order is not None:
+            score = np.empty_like(score)
+            score[order] = np.round(result.score, SCORE_DECIMALS)
+            reason = np.empty_like(result.reason)
+            reason[order] = result.reason
+        if ids:
+            self._apply(readings, entry_owners, names, values, score, reason)
+        if scored_blocks:
+            over = score[len(ids) :] >= self.threshold
+            alerting = set()
+            if over.any():
+                # the blocks holding a row over the threshold (by each segment's start)
+                starts = np.array([start for _, _, start in scored_blocks]) - len(ids)
+                hits = np.searchsorted(starts, np.flatnonzero(over), side="right") - 1
+                alerting = set(np.unique(hits).tolist())
+            for index, (block, fields, start) in enumerate(scored_blocks):
+                n = len(block)
+                if len(fields) == 1 and index not in alerting:
+                    block.anomaly_score = score[start : start + n]
+                else:
+                    self._apply_block(block, fields, score, reason, start)
+        self._maybe_snapshot()
+
+    def _maybe_snapshot(self) -> None:
         if self.snapshot_path is not None:
             now = time.monotonic()
             if now - self._last_snapshot >= self.snapshot_interval_s:
                 self.snapshot()
-        return readings
+
+    def _apply_block(
+        self,
+        block: ReadingBlock,
+        fields: list[str],
+        scores: np.ndarray,
+        reasons: np.ndarray,
+        start: int,
+    ) -> None:
+        n = len(block)
+        k = len(fields)
+        field_scores = scores[start : start + n * k].reshape(k, n)
+        best_field = np.argmax(field_scores, axis=0)  # the first of equal scores, as in rows
+        best = field_scores[best_field, np.arange(n)]
+        block.anomaly_score = best
+        over = np.flatnonzero(best >= self.threshold)
+        if not over.shape[0]:
+            return
+        rows = over.tolist()
+        chosen = best_field[over]
+        codes = reasons[start : start + n * k].reshape(k, n)[chosen, over].tolist()
+        # what the sensor measured: the raw value where calibration changed it
+        measured = np.stack([block.fields[f] for f in fields])[chosen, over]
+        if block.raw:
+            raws = np.stack([block.raw.get(f, np.full(n, np.nan)) for f in fields])[chosen, over]
+            measured = np.where(raws == raws, raws, measured)
+        for row, j, code, value, score, ts_ms in zip(
+            rows,
+            chosen.tolist(),
+            codes,
+            measured.tolist(),
+            best[over].tolist(),
+            block.ts_ms[over].tolist(),
+            strict=True,
+        ):
+            field = fields[j]
+            reason = REASONS.get(code, "unknown")
+            block.anomaly_reason[row] = f"{field}:{reason}"
+            self.events.append(
+                AnomalyEvent(block.device_id, block.kind, field, ts_ms, value, score, reason)
+            )
+        self.events_total += len(rows)
 
     def _apply(
         self,

@@ -1,5 +1,9 @@
 """The ingest pipeline: decode → validate → (reading stages) → write → dead-letter → acknowledge.
 
+A message becomes readings in one of two shapes (see `ingest.model`): rows (`Reading`) or, for
+a regular SenML pack, one columnar `ReadingBlock`; every stage handles both, and the rows are
+the reference the block paths are tested against.
+
 Two threads, so decoding the next batch overlaps writing the last one:
 - the *preparing* thread takes messages from the source, decodes and validates them, runs the
   reading stages (calibration, detection, ... — each a `ReadingStage`) and formats points. A
@@ -21,14 +25,23 @@ import logging
 import queue
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ingest.decode import decode_payload
+from ingest.decode import decode_message
 from ingest.lineprotocol import LineProtocolError, format_point
 from ingest.metrics import IngestMetrics
-from ingest.model import Inbound, Reading, RejectedError, Rejection, RejectReason
+from ingest.model import (
+    Inbound,
+    Reading,
+    ReadingBlock,
+    ReadingSet,
+    RejectedError,
+    Rejection,
+    RejectReason,
+)
 from ingest.points import PointFormatter
 from ingest.sink import LineRejection, SinkStoppedError
 from ingest.validate import TopicParser, Validator
@@ -50,11 +63,11 @@ class DeadLetterSink(Protocol):
 
 
 class ReadingStage(Protocol):
-    """A batch transform: readings in, readings out (same objects, possibly changed)."""
+    """A batch transform: the batch's readings (rows and blocks), changed in place."""
 
     name: str
 
-    def process(self, readings: list[Reading]) -> list[Reading]: ...
+    def process_set(self, batch: ReadingSet) -> None: ...
 
 
 @dataclass
@@ -62,6 +75,8 @@ class Batch:
     messages: list[Inbound] = field(default_factory=list)
     readings: list[Reading] = field(default_factory=list)
     owners: list[int] = field(default_factory=list)  # message index of each reading
+    blocks: list[ReadingBlock] = field(default_factory=list)
+    block_rows: int = 0
     status_lines: list[tuple[str, int]] = field(default_factory=list)  # (line, message index)
     rejections: list[Rejection] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
@@ -70,7 +85,7 @@ class Batch:
 
     @property
     def points(self) -> int:
-        return len(self.readings) + len(self.status_lines)
+        return len(self.readings) + self.block_rows + len(self.status_lines)
 
 
 STATUS_VALUES = frozenset({"online", "offline"})
@@ -94,6 +109,7 @@ class Pipeline:
         formatter: PointFormatter | None = None,
         metrics: IngestMetrics | None = None,
         stop: threading.Event | None = None,
+        columnar: bool = True,
     ) -> None:
         self.source = source
         self.validator = validator
@@ -104,6 +120,7 @@ class Pipeline:
         self.flush_interval_s = flush_interval_s
         self.max_payload_bytes = max_payload_bytes
         self.stages = list(stages)
+        self.columnar = columnar  # regular SenML packs as blocks (False: rows, the reference)
         self.formatter = formatter or PointFormatter()
         self.metrics = metrics or IngestMetrics()
         self.stop = stop or threading.Event()
@@ -213,10 +230,23 @@ class Pipeline:
             if channel == "status":
                 batch.status_lines.append((self._status_line(device_id, message), index))
                 return
-            records = decode_payload(
-                message.payload, message.content_type, max_bytes=self.max_payload_bytes
+            decoded = decode_message(
+                message.payload,
+                message.content_type,
+                max_bytes=self.max_payload_bytes,
+                now_s=message.received_ms / 1000.0,  # SenML relative times count from arrival
+                blocks=self.columnar,
             )
-            readings = self.validator.validate(device_id, records, message.received_ms)
+            if isinstance(decoded, list):
+                readings = self.validator.validate(device_id, decoded, message.received_ms)
+            else:
+                valid = self.validator.validate_block(device_id, decoded, message.received_ms)
+                if isinstance(valid, ReadingBlock):
+                    valid.owner = index
+                    batch.blocks.append(valid)
+                    batch.block_rows += len(valid)
+                    return
+                readings = valid
         except RejectedError as exc:
             batch.rejections.append(Rejection(message, exc.reason, exc.detail))
             return
@@ -241,14 +271,43 @@ class Pipeline:
 
     def prepare(self, batch: Batch) -> None:
         """Run the reading stages and format the points of a collected batch."""
-        readings = batch.readings
+        reading_set = ReadingSet(batch.readings, batch.owners, batch.blocks)
         for stage in self.stages:
-            readings = stage.process(readings)
+            stage.process_set(reading_set)
         failed: set[int] = set()
+        lines = batch.lines
+        line_owners = batch.line_owners
+        # Points leave in message order (rows and blocks interleaved as their messages came),
+        # so of two points for one series and time in a batch, the later message wins.
+        readings, owners = batch.readings, batch.owners
+        done = 0
+        for block in batch.blocks:
+            upto = bisect_left(owners, block.owner, lo=done)
+            if upto > done:
+                self._format_rows(batch, readings[done:upto], owners[done:upto], failed)
+                done = upto
+            try:
+                block_lines = self.formatter.block_lines(block)
+            except LineProtocolError:
+                # Let the row path find the failing row, so the dead letter says what it would.
+                rows = block.to_readings()
+                self._format_rows(batch, rows, [block.owner] * len(rows), failed)
+                continue
+            lines.extend(block_lines)
+            line_owners.extend([block.owner] * len(block_lines))
+        if done < len(readings):
+            self._format_rows(batch, readings[done:], owners[done:], failed)
+        for line, owner in batch.status_lines:
+            lines.append(line)
+            line_owners.append(owner)
+
+    def _format_rows(
+        self, batch: Batch, readings: list[Reading], owners: list[int], failed: set[int]
+    ) -> None:
         to_line = self.formatter.line
         lines = batch.lines
         line_owners = batch.line_owners
-        for reading, owner in zip(readings, batch.owners, strict=True):
+        for reading, owner in zip(readings, owners, strict=True):
             try:
                 lines.append(to_line(reading))
             except LineProtocolError as exc:
@@ -258,9 +317,6 @@ class Pipeline:
                         Rejection(batch.messages[owner], RejectReason.STORAGE_REJECTED, str(exc))
                     )
                 continue
-            line_owners.append(owner)
-        for line, owner in batch.status_lines:
-            lines.append(line)
             line_owners.append(owner)
 
     # -- committing thread ------------------------------------------------------------------

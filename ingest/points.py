@@ -10,7 +10,10 @@ device's, in milliseconds, so a redelivered message overwrites itself instead of
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from itertools import repeat
+
+import numpy as np
 
 from ingest.lineprotocol import (
     LineProtocolError,
@@ -19,7 +22,7 @@ from ingest.lineprotocol import (
     format_point,
     format_string_value,
 )
-from ingest.model import Reading
+from ingest.model import Reading, ReadingBlock
 
 
 def reading_to_line(reading: Reading, extra_tags: Mapping[str, str] | None = None) -> str:
@@ -52,8 +55,9 @@ class PointFormatter:
         self.max_cached = max_cached
         self._series: dict[tuple[str, str, tuple[tuple[str, str], ...]], str] = {}
         self._keys: dict[str, str] = {}
+        self._reasons: dict[str, str] = {}  # anomaly reason → its escaped field text
 
-    def _series_key(self, reading: Reading) -> str:
+    def _series_key(self, reading: Reading | ReadingBlock) -> str:
         key = (reading.kind, reading.device_id, reading.tags)
         prefix = self._series.get(key)
         if prefix is None:
@@ -101,3 +105,60 @@ class PointFormatter:
         if not parts:
             raise LineProtocolError("a point needs at least one field")
         return f"{self._series_key(reading)} {','.join(parts)} {reading.ts_ms}"
+
+    def block_lines(self, block: ReadingBlock) -> list[str]:
+        """The lines of a block's rows, column by column: `[line(r) for r in
+        block.to_readings()]`, without a `Reading` per row. Raises LineProtocolError as
+        `line` would for the first row that cannot be written.
+
+        Each line is joined from per-column pieces in one C-level pass (`map("".join,
+        zip(...))`); a piece after the first carries its own leading comma, so a field
+        absent from a row (a raw value calibration left alone, an anomaly reason) is "".
+        """
+        fk = self._field_key
+        n = len(block)
+        parts: list[Iterable[str]] = []
+        first = True
+        for name, column in block.fields.items():
+            if not np.isfinite(column).all():
+                raise LineProtocolError(f"{name} is not finite")
+            parts.append(repeat(("" if first else ",") + fk(name) + "="))
+            parts.append(map(repr, column.tolist()))
+            first = False
+        if first:
+            raise LineProtocolError("a point needs at least one field")
+        for name, column in block.raw.items():
+            present = column == column  # not NaN: calibration changed this row
+            if not np.isfinite(column[present]).all():
+                raise LineProtocolError(f"{name}_raw is not finite")
+            key = "," + fk(name + "_raw") + "="
+            if present.all():
+                parts.append(repeat(key))
+                parts.append(map(repr, column.tolist()))
+            else:
+                parts.append(["" if v != v else key + repr(v) for v in column.tolist()])
+        if block.seq is not None:
+            parts.append(repeat(",seq="))
+            parts.append(map(str, block.seq.tolist()))
+            parts.append(repeat("i"))
+        if block.anomaly_score is not None:
+            if not np.isfinite(block.anomaly_score).all():
+                raise LineProtocolError("anomaly_score is not finite")
+            parts.append(repeat(",anomaly_score="))
+            parts.append(map(repr, block.anomaly_score.tolist()))
+        if block.anomaly_reason:
+            reasons = [""] * n
+            texts = self._reasons
+            for row, text in block.anomaly_reason.items():
+                piece = texts.get(text)
+                if piece is None:
+                    piece = f",anomaly_reason={format_string_value(text)}"
+                    if len(texts) < 10_000:  # fields times detector parts: a few dozen
+                        texts[text] = piece
+                reasons[row] = piece
+            parts.append(reasons)
+        parts.append(repeat(" "))
+        parts.append(map(str, block.ts_ms.tolist()))
+        prefix = self._series_key(block) + " "
+        # zip ends with the columns: the repeated constants are endless
+        return [prefix + line for line in map("".join, zip(*parts, strict=False))]
