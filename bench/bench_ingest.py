@@ -159,6 +159,7 @@ class Ingester:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PANTAU_")}
         env.update(settings_to_env(settings))
         self.metrics_url = f"http://127.0.0.1:{settings.ingest.metrics_port}/metrics"
+        self.client_id = settings.mqtt.client_id
         self.proc = ManagedProcess(
             "ingest", [sys.executable, "-m", "pantau", "ingest"], log_path, env=env, cwd=REPO
         )
@@ -191,35 +192,52 @@ def measure_ingester(
     messages: list[tuple[str, bytes]],
     readings_expected: int,
     log_path: Path,
+    members: int = 1,
 ) -> dict[str, Any]:
-    ingester = Ingester(settings, log_path)
-    ingester.start()  # creates the persistent session
-    ingester.proc.stop()
+    """Drain a preloaded backlog with one ingester, or `members` sharing the subscription
+    (`$share/bench/...`, each with its own persistent session and metrics port)."""
+    group = []
+    for m in range(members):
+        member = settings.model_copy(deep=True)
+        if members > 1:
+            member.mqtt.shared_group = "bench"
+            member.mqtt.client_id = f"{settings.mqtt.client_id}-{m}"
+            member.ingest.metrics_port = free_port()
+        group.append(Ingester(member, log_path.with_suffix(f".{m}.log")))
+    for ingester in group:
+        ingester.start()  # creates the persistent session (and the shared subscription)
+    for ingester in group:
+        ingester.proc.stop()
     preload(mosquitto, messages)
-    ingester.start()
+    for ingester in group:
+        ingester.start()
     n = len(messages)
     first = last = 0.0
     acked = 0.0
     deadline = time.monotonic() + 600
     rss_peak = 0.0
     while time.monotonic() < deadline:
-        counters = ingester.counters()
-        acked = counters.get("pantau_ingest_messages_acked_total", 0.0)
+        acked = sum(i.counters().get("pantau_ingest_messages_acked_total", 0.0) for i in group)
         now = time.perf_counter()
         if acked and not first:
             first = now
-        rss_peak = max(rss_peak, ingester.rss_mb())
+        rss_peak = max(rss_peak, max(i.rss_mb() for i in group))
         if acked >= n:
             last = now
             break
         time.sleep(0.2)  # polling /metrics costs the ingester CPU: not too often
-    final = ingester.counters()
-    written = final.get("pantau_ingest_readings_written_total", 0.0)
-    rejected = sum(v for k, v in final.items() if k.startswith("pantau_ingest_messages_rejected"))
-    ingester.proc.stop()
-    drop_session(mosquitto, settings.mqtt.client_id)
+    finals = [i.counters() for i in group]
+    written = sum(f.get("pantau_ingest_readings_written_total", 0.0) for f in finals)
+    rejected = sum(
+        v for f in finals for k, v in f.items() if k.startswith("pantau_ingest_messages_rejected")
+    )
+    for ingester in group:
+        ingester.proc.stop()
+    for ingester in group:
+        drop_session(mosquitto, ingester.client_id)
     elapsed = last - first if last > first else float("nan")
     return {
+        "ingesters": members,
         "messages": n,
         "acked": int(acked),
         "readings_written": int(written),
@@ -285,6 +303,19 @@ def run(n_json: int = 100_000, n_senml_readings: int = 500_000, repeats: int = 3
             n_senml_readings,
             base / "ingest-senml.log",
         )
+        # The same load shared by two ingesters on one machine (MQTT v5 shared subscription):
+        # a single ingester is bound to one core by the GIL. Each member keeps its own
+        # detector state, so a gauge's series is split between them (see ARCHITECTURE.md).
+        settings.mqtt.client_id = "bench-ingest-senml-shared"
+        ingest_senml_shared = measure_ingester(
+            settings,
+            mosquitto,
+            # an earlier window that overlaps neither the JSON rounds nor the first SenML run
+            senml_messages(n_senml_readings, start_ms - span_ms - 3_000_000),
+            n_senml_readings,
+            base / "ingest-senml-shared.log",
+            members=2,
+        )
         stored = InfluxClient(settings.influx).query('SELECT count("level_cm") FROM "water_level"')
         return {
             "rounds": repeats,
@@ -293,6 +324,7 @@ def run(n_json: int = 100_000, n_senml_readings: int = 500_000, repeats: int = 3
             "ceiling_median_messages_per_s": round(ceiling_rate),
             "ingest_json_median_messages_per_s": round(json_rate),
             "ingest_senml_pack50": ingest_senml,
+            "ingest_senml_pack50_two_shared_ingesters": ingest_senml_shared,
             "json_ratio_to_ceiling": round(json_rate / ceiling_rate, 3),
             "points_in_influx": stored[0][0].values[0][1] if stored and stored[0] else 0,
             "targets": {"json_ratio_to_ceiling": 0.8, "senml_readings_per_s": 150_000},
