@@ -26,6 +26,7 @@ import queue
 import threading
 import time
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -126,6 +127,7 @@ class Pipeline:
         self.stop = stop or threading.Event()
         self._ready: queue.Queue[Batch | object] = queue.Queue(maxsize=batches_in_flight)
         self.min_take = 128  # hand-overs smaller than this are a trickle
+        self._carry: deque[Inbound] = deque()  # taken, but past a full batch: the next one
         self.trickle_wait_s = min(0.003, flush_interval_s / 10)
         self.received = 0
         self.written = 0
@@ -201,18 +203,28 @@ class Pipeline:
             else:
                 remaining = idle_wait_s
             room = max(1, self.batch_max_points - batch.points)
-            messages = self.source.take(room, remaining)
+            carry = self._carry
+            if carry:
+                messages = [carry.popleft() for _ in range(min(room, len(carry)))]
+            else:
+                messages = self.source.take(room, remaining)
             if not messages:
                 if not batch.messages:
                     return None
                 continue
             if not batch.messages:
                 batch.opened_at = time.monotonic()
-            for message in messages:
+            limit = self.batch_max_points
+            for index, message in enumerate(messages):
                 self._accept(batch, message)
+                if batch.points >= limit and index + 1 < len(messages):
+                    # A full batch: messages of many readings (SenML packs) must not make
+                    # one batch of hundreds of thousands of points. The rest open the next.
+                    carry.extendleft(reversed(messages[index + 1 :]))
+                    break
             if self.stop.is_set():
                 break
-            if len(messages) < self.min_take:
+            if len(messages) < self.min_take and not carry:
                 # A trickle: let the network thread gather more before waking again. Fewer,
                 # larger hand-overs mean fewer GIL hand-offs with paho's thread.
                 time.sleep(self.trickle_wait_s)

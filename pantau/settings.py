@@ -3,7 +3,7 @@
 Every option lives here, nested per component (``mqtt``, ``influx``, ``database``, ``api``,
 ``ingest``, ``registry``, ``simulate``, ``stack``), with its unit in its name and its default
 documented where it is defined. Values come from the environment with the prefix ``PANTAU_``
-and ``__`` between levels (``PANTAU_INFLUX__BATCH_MAX_POINTS=5000``), or from a ``.env`` file.
+and ``__`` between levels (``PANTAU_INFLUX__BATCH_MAX_POINTS=10000``), or from a ``.env`` file.
 
 Components receive their slice through their constructor; no stage reads the environment.
 ``.env.example`` is generated from this module (``pantau settings env-example``).
@@ -143,7 +143,7 @@ class InfluxSettings(BaseModel):
     gzip: Annotated[bool, Field(description="Compress write bodies with gzip.")] = True
     batch_max_points: Annotated[
         int, Field(ge=1, description="A write batch is sent when it holds this many points.")
-    ] = 5000
+    ] = 10000
     flush_interval_s: Annotated[
         float,
         Field(gt=0, description="A non-empty batch is sent at the latest after this, seconds."),

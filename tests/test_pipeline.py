@@ -161,3 +161,23 @@ def test_status_messages_are_stored_and_bad_ones_rejected() -> None:
     assert sink.lines == [f'device_status,device_id=wl-1 state="offline" {NOW}']
     assert [r.message.mid for r in dead.stored] == [2]
     assert source.acked == [1, 2]
+
+
+def test_packs_of_many_readings_fill_batches_without_overflowing_them() -> None:
+    """A take of many SenML packs stops at a full batch; the rest open the next batches, in
+    order. Batches stay near `batch_max_points` however large the broker's backlog is."""
+    packs = [
+        message(
+            i,
+            [{"bn": "urn:dev:wl-1:", "bt": NOW / 1000 - 3600 + i * 10, "n": "level_cm", "v": 1.0}]
+            + [{"n": "level_cm", "t": t, "v": float(t)} for t in range(1, 10)],
+        )
+        for i in range(1, 21)
+    ]
+    pipeline, source, sink, dead, _ = make(packs, batch_max_points=25)
+    sizes = []
+    while pipeline.run_once(idle_wait_s=0):
+        sizes.append(len(sink.lines) - sum(sizes))
+    assert source.acked == list(range(1, 21))
+    assert len(sink.lines) == 200 and not dead.stored
+    assert sizes == [30] * 6 + [20]  # three packs fill a batch of 25; never more than one over
