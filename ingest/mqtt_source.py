@@ -31,6 +31,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ingest.model import Inbound
+from ingest.mqtt_fastpath import FastPublishClient
 from pantau.settings import MqttSettings
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,8 @@ class MqttSource:
         # it, fall back to one public ack() per message.
         self._batch_acks = batch_acks and hasattr(self._client, "_packet_queue")
 
-    def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(
+    def _make_client(self) -> FastPublishClient:
+        client = FastPublishClient(
             CallbackAPIVersion.VERSION2,
             client_id=self.settings.client_id,
             protocol=mqtt.MQTTv5,
@@ -99,7 +100,8 @@ class MqttSource:
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
+        client.on_message = self._on_message  # messages with properties, through paho
+        client.on_inbound_publish = self._receive  # the rest, decoded lean (mqtt_fastpath)
         client.on_subscribe = self._on_subscribe
         return client
 
@@ -194,25 +196,47 @@ class MqttSource:
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         props = message.properties
         content_type = getattr(props, "ContentType", None) if props is not None else None
-        if message.dup:
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:  # brokers refuse such topics; if one came, dead-letter it
+            topic = "(topic not UTF-8) " + message._topic.hex()
+        self._receive(
+            topic,
+            bytes(message.payload),
+            message.mid,
+            message.qos,
+            bool(message.dup),
+            content_type,
+        )
+
+    def _receive(
+        self,
+        topic: str,
+        payload: bytes,
+        mid: int,
+        qos: int,
+        dup: bool,
+        content_type: str | None = None,
+    ) -> None:
+        if dup:
             self.redelivered += 1
         self.received += 1
         self._queue.append(
             Inbound(
-                topic=message.topic,
-                payload=bytes(message.payload),
-                mid=message.mid,
-                qos=message.qos,
+                topic=topic,
+                payload=payload,
+                mid=mid,
+                qos=qos,
                 received_ms=int(time.time() * 1000),
                 content_type=content_type,
                 generation=self._generation,
-                dup=bool(message.dup),
+                dup=dup,
             )
         )
         if self._waiting:  # wake the pipeline once, not once per message
             self._waiting = False
             self._ready.set()
-        self._pending_bytes += len(message.payload)
+        self._pending_bytes += len(payload)
         if self._full() and not self._stopping:
             self._room.clear()
             if self._full():  # the pipeline may have just taken some

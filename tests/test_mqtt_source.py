@@ -1,4 +1,5 @@
-"""The MQTT source against a real Mosquitto: back-pressure bounds what it holds."""
+"""The MQTT source against a real Mosquitto: what arrives, and back-pressure bounds what it
+holds."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import time
 
 import orjson
 
+from ingest.model import Inbound
 from ingest.mqtt_source import MqttSource
 from pantau.mqtt_publish import WindowedPublisher
 from pantau.settings import MqttSettings
 from pantau.stack.mosquitto import MosquittoServer
 from tests.conftest import eventually
+from tests.mqtt_helpers import Publisher
 
 
 def test_a_resumed_backlog_is_held_back_by_the_pending_bound(mosquitto: MosquittoServer) -> None:
@@ -46,3 +49,28 @@ def test_a_resumed_backlog_is_held_back_by_the_pending_bound(mosquitto: Mosquitt
     source.stop()
     assert sorted(seen) == list(range(5_000))
     assert source.session_lost == 0
+
+
+def test_messages_with_and_without_properties_arrive_whole(mosquitto: MosquittoServer) -> None:
+    """Property-less messages take the lean decoder, the rest paho's: both arrive alike."""
+    settings = MqttSettings(url=mosquitto.url, client_id="mixed-source")
+    source = MqttSource(settings, ["pantau/devices/+/telemetry"])
+    source.start()
+    eventually(lambda: source.connected, what="connected")
+    publisher = Publisher(settings, "mixed-pub")
+    sent = []
+    for i in range(200):
+        device = f"wl-ü{i % 3}"  # a non-ASCII topic level
+        body = orjson.dumps({"seq": i, "level_cm": 1.0}) + b"\x00\xff" * (i % 5)
+        content_type = "application/json" if i % 2 else None
+        publisher.telemetry(device, body, content_type=content_type, wait=False)
+        sent.append((f"pantau/devices/{device}/telemetry", body, 1, content_type))
+    got: list[Inbound] = []
+    deadline = time.monotonic() + 30
+    while len(got) < len(sent) and time.monotonic() < deadline:
+        got.extend(source.take(500, 0.5))
+    source.ack(got)
+    source.stop()
+    publisher.close()
+    assert [(m.topic, m.payload, m.qos, m.content_type) for m in got] == sent
+    assert len({m.mid for m in got}) == len(got) and not any(m.dup for m in got)
