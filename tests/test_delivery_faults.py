@@ -385,7 +385,9 @@ def test_broker_sigterm_mid_stream_loses_nothing_it_acknowledged(
     ingester.signal(signal.SIGSTOP)
     try:
         eventually(lambda: publisher.acked_count >= 10_000, timeout_s=30, what="publishing")
+        saved_before_ns = last_save_ns(broker)
         broker.stop()  # SIGTERM: Mosquitto writes its store and exits
+        saved_on_exit = last_save_ns(broker) > saved_before_ns
         acked_at_stop = publisher.acked_count
         held = acked_at_stop - stored_count(settings)
         time.sleep(1)
@@ -406,6 +408,7 @@ def test_broker_sigterm_mid_stream_loses_nothing_it_acknowledged(
         f"{time.monotonic() - started:.1f}s"
     )
     print(report)
+    assert saved_on_exit, f"the broker did not write {broker.store_path} on SIGTERM"
     assert not publisher.refused, report
     assert len(acked) == total, report
     assert (missing, duplicates, unexpected) == (0, 0, 0), report
