@@ -3,12 +3,14 @@
 paho-mqtt refuses a publish whose message id is still in flight (ids wrap at 65,535), and an
 unbounded queue hides back-pressure; this wrapper keeps at most `window` messages unacknowledged
 and can wait until every PUBACK arrived, so a caller knows the broker holds what it sent.
+A caller that must know *which* messages the broker acknowledged passes `on_ack` and keeps the
+`mid` of each `publish`.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -28,8 +30,13 @@ class WindowedPublisher:
         username: str | None = None,
         password: str | None = None,
         will: tuple[str, bytes] | None = None,
+        on_ack: Callable[[int, ReasonCode], None] | None = None,
     ) -> None:
+        """`on_ack(mid, reason_code)` is called for every PUBACK, on paho's network thread and
+        under paho's outgoing-message lock: it must be quick and must not call the client. It
+        can run before the `publish` that sent `mid` has returned."""
         self.window = window
+        self.on_ack = on_ack
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
@@ -67,6 +74,8 @@ class WindowedPublisher:
             if reason_code.is_failure:
                 self.failed += 1
             self._lock.notify_all()
+        if self.on_ack is not None:
+            self.on_ack(mid, reason_code)
 
     def _on_connect(
         self,
@@ -109,7 +118,14 @@ class WindowedPublisher:
             raise ConnectionRefusedError(f"broker refused the connection: {self.refused}")
         return self
 
-    def publish(self, topic: str, payload: bytes, content_type: str | None = None) -> None:
+    def publish(
+        self, topic: str, payload: bytes, content_type: str | None = None
+    ) -> mqtt.MQTTMessageInfo:
+        """Send one QoS 1 message once the window has room; its `mid` names it in `on_ack`.
+
+        While disconnected paho keeps the message and sends it after the reconnect, as it
+        re-sends every unacknowledged one.
+        """
         with self._lock:
             while self.sent - self.acked >= self.window:
                 if self.disconnects:
@@ -124,6 +140,7 @@ class WindowedPublisher:
         info = self.client.publish(topic, payload, qos=1, properties=properties)
         if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
             raise RuntimeError(f"publish failed: {mqtt.error_string(info.rc)}")
+        return info
 
     def publish_many(self, messages: Iterable[tuple[str, bytes]]) -> int:
         count = 0

@@ -9,10 +9,12 @@ from pathlib import Path
 
 import httpx
 import orjson
+from paho.mqtt.reasoncodes import ReasonCode
 
 from pantau.influxdb import InfluxClient
 from pantau.mqtt_publish import WindowedPublisher
 from pantau.settings import Settings
+from pantau.stack.mosquitto import MosquittoServer
 
 
 def device_of(i: int, devices: int) -> str:
@@ -31,20 +33,25 @@ def numbered_messages(
 class BackgroundPublisher:
     """Publishes numbered messages from a thread, optionally paced, waiting for every PUBACK."""
 
-    def __init__(self, settings: Settings, client_id: str = "fault-publisher") -> None:
+    def __init__(
+        self, settings: Settings, client_id: str = "fault-publisher", *, window: int = 2000
+    ) -> None:
         self.publisher = WindowedPublisher(
-            settings.mqtt.host, settings.mqtt.port, client_id, window=2000
+            settings.mqtt.host, settings.mqtt.port, client_id, window=window, on_ack=self._on_ack
         ).connect()
         self.thread: threading.Thread | None = None
         self.published = 0
         self.error: BaseException | None = None
+        self._stopping = threading.Event()
 
     def start(self, messages: Iterator[tuple[str, bytes]], rate_per_s: float | None = None) -> None:
         def run() -> None:
             started = time.monotonic()
             try:
                 for topic, payload in messages:
-                    self.publisher.publish(topic, payload)
+                    if self._stopping.is_set():
+                        break
+                    self._send(topic, payload)
                     self.published += 1
                     if rate_per_s:
                         delay = started + self.published / rate_per_s - time.monotonic()
@@ -57,6 +64,10 @@ class BackgroundPublisher:
         self.thread = threading.Thread(target=run, daemon=True)
         self.thread.start()
 
+    def stop(self) -> None:
+        """Publish nothing more; what was sent is still re-sent until acknowledged."""
+        self._stopping.set()
+
     def join(self, timeout_s: float = 300) -> int:
         assert self.thread is not None
         self.thread.join(timeout_s)
@@ -68,6 +79,80 @@ class BackgroundPublisher:
 
     def close(self) -> None:
         self.publisher.close()
+
+    def _send(self, topic: str, payload: bytes) -> None:
+        self.publisher.publish(topic, payload)
+
+    def _on_ack(self, mid: int, reason_code: ReasonCode) -> None:
+        """A PUBACK arrived (paho's network thread); see `RecordingPublisher`."""
+
+
+class RecordingPublisher(BackgroundPublisher):
+    """A `BackgroundPublisher` that records which (device, seq) the broker acknowledged, and when.
+
+    Published is not acknowledged: a fault test holds the system to what the broker
+    acknowledged (PUBACK), and a broker crash can make the difference. `acked` maps each
+    (device, seq), read from the message itself, to the wall-clock time (ns) its PUBACK
+    arrived, comparable with a file's mtime such as `MosquittoServer.store_path`'s. A message
+    whose PUBACK is lost is re-sent by paho after the reconnect; it counts as acknowledged when
+    an answer comes.
+    The default window is wide so that a broker outage of a few seconds at a few thousand
+    messages a second never fills it (`WindowedPublisher` gives up on a full window once
+    disconnected).
+    """
+
+    def __init__(
+        self, settings: Settings, client_id: str = "recording-publisher", *, window: int = 20_000
+    ) -> None:
+        self._lock = threading.Lock()
+        self._in_flight: dict[int, tuple[str, int]] = {}  # mid -> (device, seq), no PUBACK yet
+        self._early: dict[int, tuple[int, bool]] = {}  # PUBACKs that beat their publish() back
+        self._acked: dict[tuple[str, int], int] = {}
+        self._refused: set[tuple[str, int]] = set()
+        super().__init__(settings, client_id, window=window)
+
+    def _send(self, topic: str, payload: bytes) -> None:
+        pair = (topic.split("/")[-2], int(orjson.loads(payload)["seq"]))
+        # paho is called outside our lock: it calls _on_ack under its own lock.
+        mid = self.publisher.publish(topic, payload).mid
+        with self._lock:
+            early = self._early.pop(mid, None)
+            if early is None:
+                self._in_flight[mid] = pair
+            else:
+                self._record(pair, *early)
+
+    def _on_ack(self, mid: int, reason_code: ReasonCode) -> None:
+        at_ns = time.time_ns()
+        with self._lock:
+            pair = self._in_flight.pop(mid, None)
+            if pair is None:
+                self._early[mid] = (at_ns, reason_code.is_failure)
+            else:
+                self._record(pair, at_ns, reason_code.is_failure)
+
+    def _record(self, pair: tuple[str, int], at_ns: int, failed: bool) -> None:
+        if failed:
+            self._refused.add(pair)
+        else:
+            self._acked[pair] = at_ns
+
+    @property
+    def acked(self) -> dict[tuple[str, int], int]:
+        """(device, seq) → time.time_ns() of its PUBACK, for every message acknowledged so far."""
+        with self._lock:
+            return dict(self._acked)
+
+    @property
+    def acked_count(self) -> int:
+        with self._lock:
+            return len(self._acked)
+
+    @property
+    def refused(self) -> set[tuple[str, int]]:
+        """Messages the broker answered with a failure reason code (not stored, not expected)."""
+        with self._lock:
+            return set(self._refused)
 
 
 def stored_pairs(settings: Settings, measurement: str = "water_level") -> list[tuple[str, int]]:
@@ -100,6 +185,48 @@ def wait_for_count(settings: Settings, expected: int, timeout_s: float) -> int:
             return count
         time.sleep(0.5)
     return count
+
+
+def stored_settled(
+    settings: Settings, at_least: int, timeout_s: float, quiet_s: float = 2.0
+) -> int:
+    """The stored count once it reached `at_least` and then stopped moving for `quiet_s`: for
+    runs whose exact outcome is unknown (a broker crash loses some messages)."""
+    deadline = time.monotonic() + timeout_s
+    count, since = stored_count(settings), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = stored_count(settings)
+        if now != count:
+            count, since = now, time.monotonic()
+        elif count >= at_least and time.monotonic() - since >= quiet_s:
+            return count
+    return count
+
+
+def last_save_ns(broker: MosquittoServer) -> int:
+    """When the broker last wrote its persistent store (file mtime, ns), 0 if it never did."""
+    try:
+        return broker.store_path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
+def wait_for_save(broker: MosquittoServer, after_ns: int, timeout_s: float) -> int:
+    """The mtime (ns) of the first save of the broker's store written after `after_ns`.
+
+    Mosquitto writes its store to a new file and renames it, so the file is always a whole
+    save and its mtime is when that save ended. Mosquitto is single-threaded: a PUBACK that
+    reached us before that time left the broker before the save began, so its message is in
+    the save (the file system's coarse clock only makes the mtime a little early: safe).
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        saved = last_save_ns(broker)
+        if saved > after_ns:
+            return saved
+        time.sleep(0.02)
+    raise AssertionError(f"no save of {broker.store_path} in {timeout_s}s")
 
 
 def metrics(port: int) -> dict[str, float]:

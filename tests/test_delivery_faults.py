@@ -8,6 +8,7 @@ prove anything fail.
 from __future__ import annotations
 
 import re
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,13 +24,18 @@ from pantau.stack.process import free_port
 from tests.conftest import PantauProcess, eventually, make_settings
 from tests.delivery_helpers import (
     BackgroundPublisher,
+    RecordingPublisher,
     check_exactly_once,
     device_of,
+    last_save_ns,
     metrics,
     numbered_messages,
     rss_mb,
     stored_count,
+    stored_pairs,
+    stored_settled,
     wait_for_count,
+    wait_for_save,
 )
 from tests.registry_helpers import bearer, register_devices, role_tokens
 
@@ -354,3 +360,146 @@ def test_broker_restart_resumes_the_session_and_loses_nothing(
     assert wait_for_count(settings, total, timeout_s=120) == total
     assert check_exactly_once(settings, expected_pairs(0, total)) == (0, 0, 0)
     assert ingester.running
+
+
+def test_broker_sigterm_mid_stream_loses_nothing_it_acknowledged(
+    mosquitto_factory: Callable[..., MosquittoServer],
+    influx_server: InfluxServer,
+    run_pantau: Callable[..., PantauProcess],
+    tmp_path: Path,
+) -> None:
+    """Scenario 13, clean stop: on SIGTERM Mosquitto saves its store, so every message it
+    acknowledged to a publisher — stored already, or held for a stalled ingester — and every
+    message acknowledged after the restart on the same port and data dir is stored once. The
+    publisher keeps publishing through the outage (paho queues, then re-sends)."""
+    broker = mosquitto_factory()
+    settings = make_settings(broker.url, influx_server.url, tmp_path)
+    rate, total = 2_000, 24_000
+    start_ms = int(time.time() * 1000) - 3_600_000
+    ingester = start_ingester(run_pantau, settings)
+    publisher = RecordingPublisher(settings)
+    started = time.monotonic()
+    publisher.start(numbered_messages(0, total, DEVICES, start_ms), rate_per_s=rate)
+    eventually(lambda: publisher.acked_count >= 6_000, timeout_s=30, what="publishing")
+    # A stalled consumer (still connected): what the broker acknowledges now, it only holds.
+    ingester.signal(signal.SIGSTOP)
+    try:
+        eventually(lambda: publisher.acked_count >= 10_000, timeout_s=30, what="publishing")
+        saved_before_ns = last_save_ns(broker)
+        broker.stop()  # SIGTERM: Mosquitto writes its store and exits
+        saved_on_exit = last_save_ns(broker) > saved_before_ns
+        acked_at_stop = publisher.acked_count
+        held = acked_at_stop - stored_count(settings)
+        time.sleep(1)
+        restart_ns = time.time_ns()
+        broker.start()
+    finally:
+        ingester.signal(signal.SIGCONT)
+    assert publisher.join() == total
+    publisher.close()
+    acked = publisher.acked
+    after_restart = sum(at_ns >= restart_ns for at_ns in acked.values())
+    wait_for_count(settings, len(acked), timeout_s=60)
+    missing, duplicates, unexpected = check_exactly_once(settings, set(acked))
+    report = (
+        f"broker SIGTERM at {rate} msg/s: {len(acked)} acknowledged ({acked_at_stop} before the "
+        f"stop, {held} of them held by the broker only; {after_restart} after the restart); "
+        f"missing {missing}, duplicates {duplicates}, unexpected {unexpected}; "
+        f"{time.monotonic() - started:.1f}s"
+    )
+    print(report)
+    assert saved_on_exit, f"the broker did not write {broker.store_path} on SIGTERM"
+    assert not publisher.refused, report
+    assert len(acked) == total, report
+    assert (missing, duplicates, unexpected) == (0, 0, 0), report
+    assert held >= 1_000, f"the broker held too little at the stop to prove its save: {report}"
+    assert after_restart >= 5_000, f"too little published after the restart: {report}"
+    assert ingester.running
+
+
+def test_broker_sigkill_loses_only_what_it_acknowledged_since_its_last_autosave(
+    mosquitto_factory: Callable[..., MosquittoServer],
+    influx_server: InfluxServer,
+    run_pantau: Callable[..., PantauProcess],
+    tmp_path: Path,
+) -> None:
+    """Scenario 13, crash: SIGKILL leaves Mosquitto no time to save, so what it acknowledged
+    since its last autosave and had not yet handed over is gone; everything acknowledged before
+    that save is stored. The worst case is measured: the ingester is down while the broker is
+    killed, so every message since the save exists only in the broker's memory. Then a SIGKILL
+    after a save, with publishing stopped, loses nothing."""
+    broker = mosquitto_factory()
+    interval_s, rate = broker.autosave_interval_s, 2_000
+    # Mosquitto saves once a whole interval has passed on its 1 s clock (every interval + 1 s);
+    # one more second of margin.
+    bound = rate * (interval_s + 2)
+    settings = make_settings(broker.url, influx_server.url, tmp_path)
+    start_ms = int(time.time() * 1000) - 3_600_000
+    started = time.monotonic()
+    start_ingester(run_pantau, settings).stop()  # its persistent session: the broker queues
+
+    # 1. SIGKILL mid-publish, half-way between two autosaves.
+    publisher = RecordingPublisher(settings)
+    publisher.start(numbered_messages(0, rate * 60, DEVICES, start_ms), rate_per_s=rate)
+    eventually(lambda: publisher.acked_count >= rate // 2, timeout_s=10, what="publishing")
+    wait_for_save(broker, after_ns=time.time_ns(), timeout_s=interval_s + 3)
+    time.sleep((interval_s + 1) / 2)
+    kill_ns = time.time_ns()
+    broker.kill()
+    publisher.stop()
+    saved_ns = last_save_ns(broker)
+    time.sleep(1)
+    restart_ns = time.time_ns()
+    broker.start()
+    publisher.join()  # what was in flight at the kill is re-sent to the new broker
+    publisher.close()
+    ingester = start_ingester(run_pantau, settings)
+    acked = publisher.acked
+    saved = {pair for pair, at_ns in acked.items() if at_ns < saved_ns}
+    at_risk = {pair for pair, at_ns in acked.items() if saved_ns <= at_ns < restart_ns}
+    after_restart = set(acked) - saved - at_risk
+    stored_settled(settings, len(saved) + len(after_restart), timeout_s=60)
+    pairs = stored_pairs(settings)
+    stored = set(pairs)
+    lost = set(acked) - stored
+    report = (
+        f"broker SIGKILL {(kill_ns - saved_ns) / 1e9:.2f}s after its last autosave "
+        f"(autosave_interval {interval_s}s) at {rate} msg/s: lost {len(lost)} of {len(acked)} "
+        f"acknowledged ({len(at_risk)} acknowledged since the save, {len(saved)} before it, "
+        f"{len(after_restart)} re-sent after the restart); bound {bound}; "
+        f"duplicates {len(pairs) - len(stored)}, unexpected {len(stored - set(acked))}"
+    )
+    print(report)
+    assert not publisher.refused, report
+    assert len(saved) >= 1_000, (
+        f"too few messages saved before the kill to prove anything: {report}"
+    )
+    assert len(at_risk) >= rate, f"the kill did not fall between two saves: {report}"
+    assert not saved - stored, f"messages acknowledged before the last save were lost: {report}"
+    assert not after_restart - stored, f"messages acknowledged after the restart lost: {report}"
+    assert lost <= at_risk, f"lost messages acknowledged outside the window: {report}"
+    assert 0 < len(lost) <= bound, report  # > 0: the test does see a crash's loss
+    assert len(pairs) == len(stored) and stored <= set(acked), report
+
+    # 2. SIGKILL after a save that followed the last PUBACK: nothing lost.
+    ingester.stop()
+    quiet = RecordingPublisher(settings, "recording-publisher-2")
+    quiet.start(numbered_messages(1_000_000, 6_000, DEVICES, start_ms), rate_per_s=rate)
+    assert quiet.join() == 6_000
+    quiet.close()
+    acked_quiet = quiet.acked
+    wait_for_save(broker, after_ns=max(acked_quiet.values()), timeout_s=interval_s + 3)
+    broker.kill()
+    broker.start()
+    start_ingester(run_pantau, settings)
+    expected = stored | set(acked_quiet)
+    wait_for_count(settings, len(expected), timeout_s=60)
+    missing, duplicates, unexpected = check_exactly_once(settings, expected)
+    report = (
+        f"broker SIGKILL after a save, publishing stopped: {len(acked_quiet)} acknowledged, "
+        f"missing {missing}, duplicates {duplicates}, unexpected {unexpected}; "
+        f"test {time.monotonic() - started:.1f}s"
+    )
+    print(report)
+    assert len(acked_quiet) == 6_000, report
+    assert (missing, duplicates, unexpected) == (0, 0, 0), report
