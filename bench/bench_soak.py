@@ -72,14 +72,20 @@ def run(seconds: float, rate_per_s: int) -> dict[str, Any]:
         stop.set()
         thread.join(30)
         publisher.close()
-        counters = ingester.counters()
+        drain_until = time.monotonic() + 30  # the last batches are still on their way
+        while True:
+            counters = ingester.counters()
+            written = counters.get("pantau_ingest_readings_written_total", 0)
+            if written >= sent or time.monotonic() > drain_until:
+                break
+            time.sleep(0.5)
         ingester.proc.stop()
         after_warmup = [rss for t, rss in samples if t >= 60] or [samples[-1][1]]
         return {
             "seconds": seconds,
             "rate_per_s": rate_per_s,
             "published": sent,
-            "written": int(counters.get("pantau_ingest_readings_written_total", 0)),
+            "written": int(written),
             "rss_mb_samples": samples,
             "rss_mb_at_60s": after_warmup[0],
             "rss_mb_end": after_warmup[-1],
