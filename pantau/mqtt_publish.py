@@ -102,7 +102,8 @@ class WindowedPublisher:
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        # A clean-session publisher loses what was in flight: make that loud, not a hang.
+        # paho re-sends unacknowledged messages after a reconnect, but a caller waiting on a
+        # full window across a disconnect gets an error, not a silent hang.
         with self._lock:
             self.disconnects += 1
             self.last_disconnect = str(reason_code)
