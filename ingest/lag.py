@@ -69,16 +69,18 @@ class SeqGapCounter:
 
     def observe(self, device_id: str, seq: int) -> None:
         highest = self._highest.get(device_id)
+        if highest is not None and seq == highest + 1:  # the common case, first
+            self._highest[device_id] = seq
+            return
         if highest is None:
             if len(self._highest) >= self.max_devices:
                 self._highest.clear()
             self._highest[device_id] = seq
         elif seq > highest:
-            if seq != highest + 1:
-                if seq - highest > self.max_gap:
-                    self.restarts += 1
-                else:
-                    self.missing += seq - highest - 1
+            if seq - highest > self.max_gap:
+                self.restarts += 1
+            else:
+                self.missing += seq - highest - 1
             self._highest[device_id] = seq
         elif highest - seq > self.restart_below:
             self.restarts += 1
