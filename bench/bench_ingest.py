@@ -292,31 +292,34 @@ def run(n_json: int = 100_000, n_senml_readings: int = 500_000, repeats: int = 3
             )
         ceiling_rate = statistics.median(c["messages_per_s"] for c in ceilings)
         json_rate = statistics.median(j["messages_per_s"] for j in jsons)
-        # Each gauge's packs cover n/DEVICES seconds, ending two minutes ago: after the JSON
-        # rounds' times (the detector learns only from readings newer than a series has seen).
-        span_ms = n_senml_readings // DEVICES * 1000
-        start_ms = int(time.time() * 1000) - span_ms - 120_000
-        settings.mqtt.client_id = "bench-ingest-senml"
-        ingest_senml = measure_ingester(
-            settings,
-            mosquitto,
-            senml_messages(n_senml_readings, start_ms),
-            n_senml_readings,
-            base / "ingest-senml.log",
-        )
-        # The same load shared by two ingesters on one machine (MQTT v5 shared subscription):
-        # a single ingester is bound to one core by the GIL. Each member keeps its own
-        # detector state, so a gauge's series is split between them (see ARCHITECTURE.md).
-        settings.mqtt.client_id = "bench-ingest-senml-shared"
-        ingest_senml_shared = measure_ingester(
-            settings,
-            mosquitto,
-            # an earlier window that overlaps neither the JSON rounds nor the first SenML run
-            senml_messages(n_senml_readings, start_ms - span_ms - 3_000_000),
-            n_senml_readings,
-            base / "ingest-senml-shared.log",
-            members=2,
-        )
+        ingest_senml: dict[str, Any] | None = None
+        ingest_senml_shared: dict[str, Any] | None = None
+        if n_senml_readings:  # 0: the JSON rounds only (a quick run)
+            # Each gauge's packs cover n/DEVICES seconds, ending two minutes ago: after the JSON
+            # rounds' times (the detector learns only from readings newer than a series has seen).
+            span_ms = n_senml_readings // DEVICES * 1000
+            start_ms = int(time.time() * 1000) - span_ms - 120_000
+            settings.mqtt.client_id = "bench-ingest-senml"
+            ingest_senml = measure_ingester(
+                settings,
+                mosquitto,
+                senml_messages(n_senml_readings, start_ms),
+                n_senml_readings,
+                base / "ingest-senml.log",
+            )
+            # The same load shared by two ingesters on one machine (MQTT v5 shared subscription):
+            # a single ingester is bound to one core by the GIL. Each member keeps its own
+            # detector state, so a gauge's series is split between them (see ARCHITECTURE.md).
+            settings.mqtt.client_id = "bench-ingest-senml-shared"
+            ingest_senml_shared = measure_ingester(
+                settings,
+                mosquitto,
+                # an earlier window that overlaps neither the JSON rounds nor the first SenML run
+                senml_messages(n_senml_readings, start_ms - span_ms - 3_000_000),
+                n_senml_readings,
+                base / "ingest-senml-shared.log",
+                members=2,
+            )
         stored = InfluxClient(settings.influx).query('SELECT count("level_cm") FROM "water_level"')
         return {
             "rounds": repeats,

@@ -4,8 +4,8 @@
   hash as is); the ACL's `pattern write <prefix>/%u/#` lets each publish only under its own
   id. A retired device is left out, so after the broker's reload it cannot connect.
 - Services (usernames with `_`, which no device id has): the ingester may read every device
-  topic (plain and `$share/` subscriptions); publishers (the API's replay, the simulators)
-  may write every device topic.
+  topic (plain and `$share/` subscriptions) and the broker's `$SYS` counters; publishers (the
+  API's replay, the simulators) may write every device topic.
 - Anonymous clients are refused (`allow_anonymous false` in `mosquitto_config_lines`).
 
 `BrokerAuthSync` polls the registry revision and, when it moved, rewrites both files
@@ -49,6 +49,8 @@ def render_acl_file(accounts: list[BrokerAccount], topic_prefix: str) -> str:
                 f"user {account.username}",
                 f"topic read {prefix}/#",
                 f"topic read $share/+/{prefix}/#",
+                # The broker's counters (dropped messages, store size): ingest/broker_stats.py
+                "topic read $SYS/#",
             ]
         elif account.service_role is ServiceRole.PUBLISHER:
             lines += ["", f"user {account.username}", f"topic write {prefix}/#"]

@@ -55,3 +55,15 @@ class IngestMetrics:
         self.influx_up = Gauge(
             "pantau_ingest_influx_up", "1 when InfluxDB accepts writes", registry=r
         )
+        # Overload signals (ingest/lag.py); the broker's own counters are in broker_stats.py.
+        self.seq_gaps = Counter(
+            "pantau_ingest_seq_gaps",
+            "Readings missing from the devices' sequence numbers (a seq jumped forward by more "
+            "than 1): lost before the ingester, e.g. dropped by a full broker queue",
+            registry=r,
+        )
+        self.lag = Gauge(
+            "pantau_ingest_lag_seconds",
+            "Write time minus the device timestamp of the newest reading of the last batch written",
+            registry=r,
+        )

@@ -17,6 +17,10 @@ Delivery guarantee: at-least-once. If the process dies before a batch's acknowle
 broker redelivers it and the idempotent write absorbs the repeat. While the sink cannot write,
 the committing thread waits, the queue fills, the preparing thread stops taking messages, and
 the broker's Receive Maximum stops sending: memory stays bounded.
+
+Overload signals (`ingest.lag`): every decoded message's sequence numbers pass a per-device
+gap counter in arrival order, and after each write the lag gauge is set to the write time
+minus the newest device timestamp of the batch.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ingest.decode import decode_message
+from ingest.lag import SeqGapCounter, newest_device_ts_ms
 from ingest.lineprotocol import LineProtocolError, format_point
 from ingest.metrics import IngestMetrics
 from ingest.model import (
@@ -83,6 +88,7 @@ class Batch:
     lines: list[str] = field(default_factory=list)
     line_owners: list[int] = field(default_factory=list)
     opened_at: float = 0.0
+    newest_ts_ms: int | None = None  # newest device timestamp of its readings (for the lag)
 
     @property
     def points(self) -> int:
@@ -111,6 +117,7 @@ class Pipeline:
         metrics: IngestMetrics | None = None,
         stop: threading.Event | None = None,
         columnar: bool = True,
+        seq_gaps: bool = True,
     ) -> None:
         self.source = source
         self.validator = validator
@@ -125,6 +132,9 @@ class Pipeline:
         self.formatter = formatter or PointFormatter()
         self.metrics = metrics or IngestMetrics()
         self.stop = stop or threading.Event()
+        # Off for members of a shared subscription: each sees only part of a device's stream.
+        self.gaps = SeqGapCounter(self.metrics.seq_gaps) if seq_gaps else None
+        self.lag_s: float | None = None  # of the last batch written
         self._ready: queue.Queue[Batch | object] = queue.Queue(maxsize=batches_in_flight)
         self.min_take = 128  # hand-overs smaller than this are a trickle
         self._carry: deque[Inbound] = deque()  # taken, but past a full batch: the next one
@@ -230,6 +240,8 @@ class Pipeline:
                 time.sleep(self.trickle_wait_s)
         self.received += len(batch.messages)
         self.metrics.received.inc(len(batch.messages))
+        if self.gaps is not None:
+            self.gaps.publish()
         return batch
 
     def _accept(self, batch: Batch, message: Inbound) -> None:
@@ -249,6 +261,11 @@ class Pipeline:
                 now_s=message.received_ms / 1000.0,  # SenML relative times count from arrival
                 blocks=self.columnar,
             )
+            if self.gaps is not None:  # before validation: a dead-lettered reading is no gap
+                if isinstance(decoded, list):
+                    self.gaps.observe_records(device_id, decoded)
+                elif decoded.seq is not None:
+                    self.gaps.observe_block(device_id, decoded.seq)
             if isinstance(decoded, list):
                 readings = self.validator.validate(device_id, decoded, message.received_ms)
             else:
@@ -286,6 +303,7 @@ class Pipeline:
         reading_set = ReadingSet(batch.readings, batch.owners, batch.blocks)
         for stage in self.stages:
             stage.process_set(reading_set)
+        batch.newest_ts_ms = newest_device_ts_ms(batch.readings, batch.blocks)
         failed: set[int] = set()
         lines = batch.lines
         line_owners = batch.line_owners
@@ -357,6 +375,9 @@ class Pipeline:
         self.committed += len(batch.messages)
         self.metrics.written.inc(written)
         self.metrics.acked.inc(acked)
+        if written and batch.newest_ts_ms is not None:
+            self.lag_s = time.time() - batch.newest_ts_ms / 1000
+            self.metrics.lag.set(self.lag_s)
         for dead in batch.rejections:
             self.metrics.rejected.labels(dead.reason.value).inc()
 

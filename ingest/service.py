@@ -12,10 +12,12 @@ from devices.catalog import default_catalog
 from devices.db import make_engine, migrate
 from devices.directory import DeviceDirectory
 from devices.registry import Registry
+from ingest.broker_stats import BrokerStats
 from ingest.calibrate import CalibrationStage, DeviceTagStage, RegistryKindResolver
 from ingest.dead_letters import DeadLetterStore
 from ingest.detect import DetectionStage
 from ingest.health import HealthServer
+from ingest.lag import OverloadWatch
 from ingest.metrics import IngestMetrics
 from ingest.mqtt_source import MqttSource
 from ingest.pipeline import Pipeline, ReadingStage
@@ -84,6 +86,17 @@ class IngestService:
             stages=self._stages(settings),
             metrics=self.metrics,
             stop=self.stop,
+            # A member of a shared subscription sees only part of each device's stream.
+            seq_gaps=not settings.mqtt.shared_group,
+        )
+        self.broker_stats = (
+            BrokerStats(settings.mqtt, self.metrics.registry)
+            if settings.mqtt.broker_stats
+            else None
+        )
+        self.overload = OverloadWatch(
+            lag_warn_s=settings.ingest.lag_warn_s,
+            interval_s=settings.ingest.overload_log_interval_s,
         )
         self.health: HealthServer | None = None
 
@@ -140,6 +153,8 @@ class IngestService:
             self.health.start()
         self.prepare()
         self.source.start()
+        if self.broker_stats is not None:
+            self.broker_stats.start()
         reporter = threading.Thread(target=self._report, name="status", daemon=True)
         reporter.start()
         log.info(
@@ -158,6 +173,8 @@ class IngestService:
                 except OSError as exc:
                     log.error("cannot save detector state: %s", exc)
             self.source.stop()
+            if self.broker_stats is not None:
+                self.broker_stats.stop()
             self.directory.stop()
             self.sink.close()
             if self.health:
@@ -176,23 +193,40 @@ class IngestService:
         while not self.stop.wait(interval):
             received = self.source.received
             written = self.pipeline.written
-            self.metrics.backlog.set(received - self.pipeline.committed)
+            backlog = received - self.pipeline.committed
+            self.metrics.backlog.set(backlog)
             if self.detector is not None:
                 events = self.detector.events_total
                 self.metrics.anomalies.inc(events - last_events)
                 last_events = events
+            gaps = self.pipeline.gaps.missing if self.pipeline.gaps is not None else 0
+            # The lag is measured at each write; between writes it is only news if a write
+            # happened since the last report.
+            lag_s = self.pipeline.lag_s if written > last_written else None
+            if received == last_received and backlog == 0:
+                # Caught up and nothing arriving: no reading waits, so no lag — not the lag of
+                # the last batch of a burst long over.
+                self.metrics.lag.set(0)
             log.info(
-                "received=%d (%.0f/s) written=%d (%.0f/s) rejected=%d backlog=%d mqtt=%s influx=%s",
+                "received=%d (%.0f/s) written=%d (%.0f/s) rejected=%d backlog=%d gaps=%d "
+                "lag=%s mqtt=%s influx=%s",
                 received,
                 (received - last_received) / interval,
                 written,
                 (written - last_written) / interval,
                 self.pipeline.rejected,
-                received - self.pipeline.committed,
+                backlog,
+                gaps,
+                "-" if lag_s is None else f"{lag_s:.1f}s",
                 "up" if self.source.connected else "down",
                 "up" if self.sink.healthy else "down",
             )
             last_received, last_written = received, written
+            self.overload.check(
+                gaps=gaps,
+                dropped=self.broker_stats.dropped if self.broker_stats is not None else None,
+                lag_s=lag_s,
+            )
 
     def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         self.stop.set()

@@ -91,6 +91,15 @@ class MqttSettings(BaseModel):
     reconnect_max_delay_s: Annotated[
         float, Field(gt=0, description="Longest reconnect back-off, seconds.")
     ] = 10.0
+    broker_stats: Annotated[
+        bool,
+        Field(
+            description="Read the broker's own counters (messages dropped by full queues, "
+            "received, stored) from Mosquitto's $SYS topics over a second connection, "
+            "<client_id>-sys, and export them as pantau_broker_* metrics. The account needs "
+            "`topic read $SYS/#` (rendered for the ingester's account when mqtt.auth is on)."
+        ),
+    ] = True
 
     @property
     def host(self) -> str:
@@ -226,6 +235,22 @@ class IngestSettings(BaseModel):
     status_interval_s: Annotated[
         float, Field(gt=0, description="How often the ingester logs its counts, seconds.")
     ] = 5.0
+    lag_warn_s: Annotated[
+        float,
+        Field(
+            gt=0,
+            description="An ingest lag (write time minus the newest device timestamp written) "
+            "at least this long is logged as overload, seconds.",
+        ),
+    ] = 60.0
+    overload_log_interval_s: Annotated[
+        float,
+        Field(
+            gt=0,
+            description="Overload (sequence gaps or broker drops rising, lag past lag_warn_s) "
+            "is logged as a WARNING at most once per this interval, seconds.",
+        ),
+    ] = 60.0
     require_registered_devices: Annotated[
         bool,
         Field(

@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -251,3 +252,41 @@ def check_exactly_once(settings: Settings, expected: set[tuple[str, int]]) -> tu
     pairs = stored_pairs(settings)
     stored = set(pairs)
     return len(expected - stored), len(pairs) - len(stored), len(stored - expected)
+
+
+def flood(port: int, client_id: str, devices: list[str], seconds: float, results: Any) -> None:
+    """Publish as fast as the broker acknowledges for `seconds` (run in a process of its own):
+    each device its own consecutive seqs from 0 and strictly increasing device times (now, or
+    1 ms after its previous one, so no two points of a series share a timestamp). Puts the
+    counts and each device's next seq and last time on the `results` queue."""
+    publisher = WindowedPublisher("127.0.0.1", port, client_id, window=5000).connect()
+    next_seq = dict.fromkeys(devices, 0)
+    last_ts = dict.fromkeys(devices, 0)
+    topics = {d: f"pantau/devices/{d}/telemetry" for d in devices}
+    deadline = time.monotonic() + seconds
+    error = ""
+    try:
+        while time.monotonic() < deadline:
+            now_ms = int(time.time() * 1000)
+            for device in devices:
+                seq = next_seq[device]
+                ts = last_ts[device] = max(now_ms, last_ts[device] + 1)
+                body = {"ts": ts, "seq": seq, "level_cm": 100.0 + (seq % 500) / 10}
+                publisher.publish(topics[device], orjson.dumps(body))
+                next_seq[device] = seq + 1
+        if not publisher.wait_all_acked(60):
+            error = "not every publish was acknowledged"
+    except Exception as exc:  # reported to the test, which fails on it
+        error = f"{type(exc).__name__}: {exc}"
+    results.put(
+        {
+            "sent": publisher.sent,
+            "acked": publisher.acked,
+            "failed": publisher.failed,
+            "disconnects": publisher.disconnects,
+            "error": error,
+            "next_seq": next_seq,
+            "last_ts": last_ts,
+        }
+    )
+    publisher.close()

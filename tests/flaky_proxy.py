@@ -1,14 +1,17 @@
-"""A fault-injecting HTTP proxy in front of a real InfluxDB, for write-outcome tests.
+"""A fault-injecting HTTP proxy in front of a real InfluxDB, for write-outcome and load tests.
 
 It forwards every request to InfluxDB; for the first `failures` writes it then answers with
 `status` (and `Retry-After`) instead of InfluxDB's answer — the write happened, but the client
 is told it did not: the "outcome unknown" case a retrying writer must survive without
-duplicating points.
+duplicating points. With `write_delay_s` every write is held that long first: a slow database
+that caps the ingester's capacity (one write at a time), for overload tests; it can be changed
+while the proxy runs.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -16,10 +19,17 @@ import httpx
 
 class FlakyInfluxProxy:
     def __init__(
-        self, upstream: str, *, failures: int, status: int = 503, retry_after_s: float | None = 1.0
+        self,
+        upstream: str,
+        *,
+        failures: int = 0,
+        status: int = 503,
+        retry_after_s: float | None = 1.0,
+        write_delay_s: float = 0.0,
     ) -> None:
         self.upstream = upstream
         self.failures = failures
+        self.write_delay_s = write_delay_s
         self.status = status
         self.retry_after_s = retry_after_s
         self.writes_seen = 0
@@ -29,6 +39,8 @@ class FlakyInfluxProxy:
             def _forward(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = self.rfile.read(length) if length else b""
+                if self.path.startswith("/write") and outer.write_delay_s > 0:
+                    time.sleep(outer.write_delay_s)
                 headers = {
                     k: v
                     for k, v in self.headers.items()

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 
 from devices.broker import INGESTER_USER, BrokerAuthFiles, BrokerAuthSync
 from devices.credentials import mosquitto_hash, verify_mosquitto_hash
@@ -20,6 +22,8 @@ from devices.db import make_engine, migrate
 from devices.models import ServiceRole
 from devices.registry import Registry
 from devices.schemas import DeviceCreate
+from ingest.broker_stats import BrokerStats
+from pantau.settings import MqttSettings
 from pantau.stack.mosquitto import MosquittoServer
 from tests.conftest import PantauProcess, eventually, make_settings
 from tests.registry_helpers import MqttClient
@@ -159,3 +163,56 @@ def test_broker_sync_command_keeps_a_running_broker_in_step(
         for client in clients:
             client.close()
         engine.dispose()
+
+
+def test_only_the_ingester_account_reads_the_broker_counters(
+    tmp_path: Path, mosquitto_factory: Callable[..., MosquittoServer]
+) -> None:
+    """`topic read $SYS/#` is the ingester's (ingest/broker_stats.py); a device gets none."""
+    url = f"sqlite:///{tmp_path}/pantau.db"
+    migrate(url)
+    registry = Registry(make_engine(url))
+    _, pw_a = registry.create_device(_device("wl-a"))
+    ingest_pw = registry.set_service_account(INGESTER_USER, ServiceRole.INGESTER)
+    files = BrokerAuthFiles(tmp_path / "auth")
+    files.render(registry)
+    acl = files.acl_file.read_text()
+    assert acl.count("$SYS") == 1
+    assert acl.index(f"user {INGESTER_USER}") < acl.index("topic read $SYS/#")
+    broker = mosquitto_factory(extra_config=files.mosquitto_config_lines(), sys_interval_s=1)
+    topic = "$SYS/broker/publish/messages/received"
+    ingester = MqttClient(broker.port, INGESTER_USER, ingest_pw)
+    device = MqttClient(broker.port, "wl-a", pw_a)
+    stats: BrokerStats | None = None
+    try:
+        assert ingester.connect() == 0 and device.connect() == 0
+        ingester.subscribe(topic)
+        device.subscribe(topic)
+        assert ingester.messages.get(timeout=5)[0] == topic
+        with pytest.raises(queue.Empty):  # two and a half $SYS intervals: nothing for a device
+            device.messages.get(timeout=2.5)
+        # The ingester's second connection, with its account, exports the counters.
+        metrics = CollectorRegistry()
+        stats = BrokerStats(
+            MqttSettings(
+                url=broker.url,
+                username=INGESTER_USER,
+                password=SecretStr(ingest_pw),
+                client_id="pantau-test-stats",
+            ),
+            metrics,
+        )
+        stats.start()
+        eventually(
+            lambda: metrics.get_sample_value("pantau_broker_messages_dropped_total") is not None,
+            timeout_s=5,
+            what="broker counters exported",
+        )
+        assert metrics.get_sample_value("pantau_broker_messages_stored") is not None
+        assert metrics.get_sample_value("pantau_broker_stored_bytes") is not None
+        assert metrics.get_sample_value("pantau_broker_publish_received_total") is not None
+    finally:
+        if stats is not None:
+            stats.stop()
+        ingester.close()
+        device.close()

@@ -103,6 +103,20 @@ def test_pantau_up_runs_the_city_and_stops_cleanly(tmp_path: Path) -> None:
             timeout_s=10,
             what="a progress line with counts",
         )
+
+        def metrics_text() -> str:
+            port = env["PANTAU_INGEST__METRICS_PORT"]
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            except httpx.HTTPError:
+                return ""
+
+        # The ingester's second connection reads $SYS with its account (the ACL allows it).
+        eventually(
+            lambda: "pantau_broker_publish_received_total" in metrics_text(),
+            timeout_s=20,
+            what="the broker's $SYS counters on the ingester's /metrics",
+        )
         children = processes_with_env(str(var_dir))
         assert len(children) >= 5, f"expected broker, influxd, ingest, api, simulate: {children}"
     finally:

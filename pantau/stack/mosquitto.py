@@ -19,7 +19,8 @@ class MosquittoServer:
 
     `extra_config` lines are appended (the device-credentials issue adds password_file and
     acl_file). Persistence is on so a broker restart keeps persistent sessions; autosave is
-    frequent so a hard kill loses little (see ../shared/RELIABILITY.md).
+    frequent so a hard kill loses little (see ../shared/RELIABILITY.md). `sys_interval_s` is
+    how often it publishes its `$SYS` counters (Mosquitto's default, 10 s; tests use 1).
     """
 
     def __init__(
@@ -29,12 +30,14 @@ class MosquittoServer:
         *,
         autosave_interval_s: int = 5,
         max_queued_messages: int = 2_000_000,
+        sys_interval_s: int = 10,
         extra_config: list[str] | None = None,
     ) -> None:
         self.base_dir = base_dir.resolve()
         self.port = port
         self.autosave_interval_s = autosave_interval_s
         self.max_queued_messages = max_queued_messages
+        self.sys_interval_s = sys_interval_s
         self.extra_config = list(extra_config or [])
         self.config_path = self.base_dir / "mosquitto.conf"
         self.data_dir = self.base_dir / "data"
@@ -67,6 +70,9 @@ class MosquittoServer:
             "max_queued_bytes 0",
             "max_inflight_messages 0",
             "set_tcp_nodelay true",
+            # How often the $SYS counters (dropped, stored, ...) are published: the ingester
+            # exports them (ingest/broker_stats.py); tests shorten it to see them quickly.
+            f"sys_interval {self.sys_interval_s}",
             "log_dest stderr",
             "log_type error",
             "log_type warning",
