@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ingest.mqtt_source import apply_account
 from pantau.settings import MqttSettings
 
 log = logging.getLogger(__name__)
@@ -78,13 +79,7 @@ class BrokerStats(Collector):
             protocol=mqtt.MQTTv5,
             reconnect_on_failure=True,
         )
-        if settings.username:
-            password = settings.password.get_secret_value() if settings.password else None
-            self._client.username_pw_set(settings.username, password)
-        self._client.reconnect_delay_set(
-            min_delay=max(1, round(settings.reconnect_min_delay_s)),
-            max_delay=max(1, round(settings.reconnect_max_delay_s)),
-        )
+        apply_account(self._client, settings)
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message

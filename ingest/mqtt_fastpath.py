@@ -49,7 +49,7 @@ class FastPublishClient(mqtt.Client):
         if size <= properties_at or packet[properties_at] != 0:
             return super()._handle_publish()  # properties to decode, or malformed
         try:
-            topic = bytes(packet[2:topic_end]).decode("utf-8")
+            topic = packet[2:topic_end].decode("utf-8")
         except UnicodeDecodeError:
             return super()._handle_publish()  # paho reports such topics its own way
         mid = (packet[topic_end] << 8) | packet[topic_end + 1] if qos else 0

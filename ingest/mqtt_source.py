@@ -39,6 +39,18 @@ log = logging.getLogger(__name__)
 _PUBACK = struct.Struct("!BBH")  # fixed header PUBACK (0x40), remaining length 2, message id
 
 
+def apply_account(client: mqtt.Client, settings: MqttSettings) -> None:
+    """The broker account and reconnect back-off of `settings`, on a paho client: what every
+    connection the ingester opens shares."""
+    if settings.username:
+        password = settings.password.get_secret_value() if settings.password else None
+        client.username_pw_set(settings.username, password)
+    client.reconnect_delay_set(
+        min_delay=max(1, round(settings.reconnect_min_delay_s)),
+        max_delay=max(1, round(settings.reconnect_max_delay_s)),
+    )
+
+
 class MqttSource:
     """A paho-mqtt 2.x client in its own network thread, feeding a bounded hand-over queue."""
 
@@ -89,13 +101,7 @@ class MqttSource:
             manual_ack=True,
             reconnect_on_failure=True,
         )
-        if self.settings.username:
-            password = self.settings.password.get_secret_value() if self.settings.password else None
-            client.username_pw_set(self.settings.username, password)
-        client.reconnect_delay_set(
-            min_delay=max(1, round(self.settings.reconnect_min_delay_s)),
-            max_delay=max(1, round(self.settings.reconnect_max_delay_s)),
-        )
+        apply_account(client, self.settings)
         # paho's own queue of outgoing packets (our PUBACKs) must never drop anything.
         client.max_queued_messages_set(0)
         client.on_connect = self._on_connect
