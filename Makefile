@@ -14,10 +14,11 @@ run: deps venv ## Start Mosquitto, InfluxDB, the ingester, the API and the simul
 test: deps venv lint ## Lint, then the whole test suite against real services
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: venv ## ruff and mypy
+lint: venv ## ruff, mypy and the import-layer contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: deps venv ## Benchmarks; JSON results in bench/results/
 	$(BIN)/python -m bench

@@ -11,18 +11,14 @@ from fastapi.responses import JSONResponse
 from api.deps import AppServices
 from api.routes import dead_letters, devices, health, readings, users
 from devices.catalog import default_catalog
-from devices.db import make_engine, migrate
-from devices.registry import (
-    ConflictError,
-    DuplicateError,
-    NotFoundError,
-    Registry,
-    RegistryError,
-)
+from devices.registry import Registry
 from ingest.dead_letters import DeadLetterStore
 from pantau import __version__
+from pantau.errors import ConflictError, DuplicateError, NotFoundError, RefusedError
 from pantau.influxdb import InfluxClient
 from pantau.settings import Settings
+from pantau.sql import make_engine, migrate
+from people.accounts import People
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -40,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             catalog=default_catalog(),
             dead_letters=store,
             registry=Registry(engine, default_catalog()),
+            people=People(engine),
         )
         app.state.services = services
         try:
@@ -65,8 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(users.router)
 
-    @app.exception_handler(RegistryError)
-    def _registry_error(request: Request, exc: RegistryError) -> JSONResponse:
+    @app.exception_handler(RefusedError)
+    def _refused(request: Request, exc: RefusedError) -> JSONResponse:
         code = (
             404
             if isinstance(exc, NotFoundError)

@@ -1,9 +1,10 @@
 """Shared dependencies of the API's routes, as `Annotated` types, and who may call what.
 
 Every route declares the role it needs with `require(Role.X)` (or is listed in `PUBLIC_PATHS`);
-a bearer token is looked up by its SHA-256 in the registry. No token or an unknown, revoked or
-disabled one: 401. A valid token whose role is not enough: 403. Viewers may read; technicians
-and responders may read and do their own work; admins may do everything.
+a bearer token is looked up by its SHA-256 (`people.accounts.People.authenticate`). No token
+or an unknown, revoked or disabled one: 401. A valid token whose role is not enough: 403.
+Viewers may read; technicians and responders may read and do their own work; admins may do
+everything.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
 from devices.catalog import SensorCatalog
-from devices.models import Role
 from devices.registry import Registry
-from devices.schemas import UserPublic
 from ingest.dead_letters import DeadLetterStore
 from pantau.influxdb import InfluxClient
 from pantau.settings import Settings
+from people.accounts import People
+from people.models import Role
+from people.schemas import UserPublic
 
 
 @dataclass
@@ -34,6 +36,7 @@ class AppServices:
     catalog: SensorCatalog
     dead_letters: DeadLetterStore
     registry: Registry
+    people: People
 
 
 def get_services(request: Request) -> AppServices:
@@ -69,7 +72,7 @@ def require(role: Role) -> Any:
             raise HTTPException(401, "authentication required: send a bearer token", challenge)
         if len(credentials.credentials) > 200:
             raise HTTPException(401, "invalid token", challenge)
-        user = services.registry.authenticate(credentials.credentials)
+        user = services.people.authenticate(credentials.credentials)
         if user is None:
             raise HTTPException(401, "invalid token", challenge)
         if user.role not in ALLOWED[role]:

@@ -32,10 +32,10 @@ from paho.mqtt.properties import Properties
 from bench.common import write_result
 from pantau.influxdb import InfluxClient
 from pantau.mqtt_publish import WindowedPublisher
+from pantau.servers.influxdb import InfluxServer
+from pantau.servers.mosquitto import MosquittoServer
+from pantau.servers.process import ManagedProcess, free_port, wait_until
 from pantau.settings import Settings, settings_to_env
-from pantau.stack.influxdb import InfluxServer
-from pantau.stack.mosquitto import MosquittoServer
-from pantau.stack.process import ManagedProcess, free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 DEVICES = 200
@@ -93,9 +93,9 @@ def senml_messages(n_readings: int, start_ms: int, pack: int = 50) -> list[tuple
 
 def register_bench_devices(url: str) -> None:
     """The benchmark's gauges in the registry: unregistered devices are dead-lettered."""
-    from devices.db import make_engine, migrate
     from devices.registry import Registry
     from devices.schemas import DeviceCreate
+    from pantau.sql import make_engine, migrate
 
     migrate(url)
     engine = make_engine(url)
@@ -161,7 +161,7 @@ class Ingester:
         self.metrics_url = f"http://127.0.0.1:{settings.ingest.metrics_port}/metrics"
         self.client_id = settings.mqtt.client_id
         self.proc = ManagedProcess(
-            "ingest", [sys.executable, "-m", "pantau", "ingest"], log_path, env=env, cwd=REPO
+            "ingest", [sys.executable, "-m", "stack", "ingest"], log_path, env=env, cwd=REPO
         )
 
     def start(self) -> None:

@@ -22,15 +22,18 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from bench.common import write_result
-from devices.db import make_engine, migrate
 from devices.directory import DeviceDirectory
-from devices.models import Role
 from devices.registry import Registry
-from devices.schemas import CalibrationCreate, DeviceCreate, UserCreate
-from ingest.calibrate import CalibrationStage, DeviceTagStage, RegistryKindResolver
+from devices.schemas import CalibrationCreate, DeviceCreate
+from ingest.calibrate import CalibrationStage, DeviceTagStage
 from ingest.model import Reading
+from ingest.registry_gate import RegistryKindResolver
+from pantau.servers.process import free_port, wait_until
 from pantau.settings import Settings
-from pantau.stack.process import free_port, wait_until
+from pantau.sql import make_engine, migrate
+from people.accounts import People
+from people.models import Role
+from people.schemas import UserCreate
 
 DEVICES = 1000
 
@@ -126,7 +129,7 @@ def run(workdir: Path) -> dict[str, object]:
         readings = stage.process(readings)
     stages_s = time.perf_counter() - started
 
-    _, token = registry.create_user(UserCreate(name="bench", role=Role.VIEWER))
+    _, token = People(engine).create_user(UserCreate(name="bench", role=Role.VIEWER))
     settings = Settings(database={"url": url}, influx={"url": "http://127.0.0.1:9"})  # type: ignore[arg-type]
     headers = {"Authorization": f"Bearer {token}"}
     with TestClient(create_app(settings), headers=headers) as client:

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import write_result
+from pantau.servers.mosquitto import MosquittoServer
+from pantau.servers.process import free_port
 from pantau.settings import MqttSettings
-from pantau.stack.mosquitto import MosquittoServer
-from pantau.stack.process import free_port
 from simulators.runner import Engine, Simulation
 from simulators.scenario import load_scenario
 

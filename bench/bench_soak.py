@@ -21,10 +21,10 @@ import orjson
 from bench.bench_ingest import DEVICES, REPO, Ingester, register_bench_devices
 from bench.common import write_result
 from pantau.mqtt_publish import WindowedPublisher
+from pantau.servers.influxdb import InfluxServer
+from pantau.servers.mosquitto import MosquittoServer
+from pantau.servers.process import free_port
 from pantau.settings import Settings
-from pantau.stack.influxdb import InfluxServer
-from pantau.stack.mosquitto import MosquittoServer
-from pantau.stack.process import free_port
 
 
 def run(seconds: float, rate_per_s: int) -> dict[str, Any]:

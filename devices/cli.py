@@ -1,4 +1,4 @@
-"""`pantau devices ...`, `pantau users ...`, `pantau broker ...`: the registry from a shell.
+"""`pantau devices ...`, `pantau broker ...`: the registry from a shell.
 
 Every command migrates the configured database first, so it works on a fresh install.
 """
@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-from pydantic import ValidationError
 
 from pantau.settings import Settings
 
@@ -20,15 +19,14 @@ if TYPE_CHECKING:
     from devices.registry import Registry
 
 devices_app = typer.Typer(help="The device registry.", no_args_is_help=True)
-users_app = typer.Typer(help="People and their API tokens.", no_args_is_help=True)
 broker_app = typer.Typer(
     help="Broker credentials rendered from the registry.", no_args_is_help=True
 )
 
 
 def _registry() -> tuple[Settings, Registry]:
-    from devices.db import make_engine, migrate
     from devices.registry import Registry
+    from pantau.sql import make_engine, migrate
 
     settings = Settings()
     engine = make_engine(settings.database.url)
@@ -107,48 +105,15 @@ def export_command(
 @devices_app.command("rotate")
 def rotate_command(device_id: str) -> None:
     """A new MQTT password for a device, printed once."""
-    from devices.registry import RegistryError
+    from pantau.errors import RefusedError
 
     _, registry = _registry()
     try:
         _, password = registry.rotate_credentials(device_id)
-    except RegistryError as exc:
+    except RefusedError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     typer.echo(password)
-
-
-@users_app.command("create")
-def create_user_command(
-    name: str = typer.Argument(..., help="Login name."),
-    role: str = typer.Option("viewer", "--role", help="viewer, technician, responder or admin."),
-) -> None:
-    """Create a user and print their first API token (shown once). Bootstraps the first admin."""
-    from devices.registry import RegistryError
-    from devices.schemas import UserCreate, error_messages
-
-    try:
-        data = UserCreate.model_validate({"name": name, "role": role})
-    except ValidationError as exc:
-        typer.echo("; ".join(error_messages(exc)), err=True)
-        raise typer.Exit(2) from None
-    _, registry = _registry()
-    try:
-        user, token = registry.create_user(data)
-    except RegistryError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"created {user.name} ({user.role.value}); API token, shown once:", err=True)
-    typer.echo(token)
-
-
-@users_app.command("list")
-def list_users_command() -> None:
-    """Every user and role."""
-    _, registry = _registry()
-    for user in registry.list_users():
-        flag = " (disabled)" if user.disabled else ""
-        typer.echo(f"{user.id}\t{user.name}\t{user.role.value}{flag}")
 
 
 @broker_app.command("render")
@@ -214,12 +179,12 @@ def service_account_command(
 ) -> None:
     """Create or re-key a broker account for a Pantau service; prints its password once."""
     from devices.models import ServiceRole
-    from devices.registry import RegistryError
+    from pantau.errors import RefusedError
 
     _, registry = _registry()
     try:
         password = registry.set_service_account(username, ServiceRole(role))
-    except (RegistryError, ValueError) as exc:
+    except (RefusedError, ValueError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     typer.echo(password)
@@ -227,5 +192,4 @@ def service_account_command(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(devices_app, name="devices")
-    app.add_typer(users_app, name="users")
     app.add_typer(broker_app, name="broker")

@@ -1,4 +1,4 @@
-"""Secrets: device MQTT passwords in Mosquitto's own hash format, and API tokens.
+"""Device secrets: MQTT passwords in Mosquitto's own hash format.
 
 A device password is generated here, shown once, and stored only as Mosquitto 2.0's `$7$`
 hash (PBKDF2-HMAC-SHA512, 101 iterations, 12-byte random salt — what `mosquitto_passwd`
@@ -6,9 +6,6 @@ writes). That hash is a salted, one-way hash, so it is also our at-rest hash: th
 `password_file` is rendered from the registry without the plaintext ever being stored.
 (101 iterations is Mosquitto's choice, not a strong one; the passwords it protects are 24
 random characters, not human ones, so brute force over the hash is not the threat.)
-
-An API token is 32 random bytes; it is stored as its SHA-256, which is enough for a secret
-with 256 bits of entropy (no salt or slow hash needed: nobody can guess one).
 """
 
 from __future__ import annotations
@@ -22,7 +19,6 @@ MOSQUITTO_ITERATIONS = 101
 MOSQUITTO_SALT_BYTES = 12
 MOSQUITTO_HASH_BYTES = 64
 PASSWORD_CHARS = 24
-TOKEN_PREFIX = "pt_"
 
 
 def generate_password() -> str:
@@ -56,13 +52,3 @@ def verify_mosquitto_hash(password: str, stored: str) -> bool:
     except ValueError:
         return False
     return hmac.compare_digest(digest, expected)
-
-
-def generate_token() -> str:
-    """A new API token: `pt_` and 32 random bytes, URL-safe base64 (shown once)."""
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
-
-
-def token_hash(token: str) -> str:
-    """What is stored of a token: its SHA-256, hex."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()

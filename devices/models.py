@@ -1,15 +1,14 @@
-"""The registry's tables as SQLAlchemy 2 models: devices, calibration history, people, tokens.
+"""The registry's tables as SQLAlchemy 2 models: devices, calibration history, broker accounts.
 
 Storage shapes only; what crosses the API is in `devices/schemas.py`. Every table is on the
-shared `devices.db.metadata`, so `devices/migrations/` covers it. Secrets are never stored:
-a device's MQTT password is kept as its Mosquitto `$7$` PBKDF2-SHA512 hash, an API token as
-the SHA-256 of its 32 random bytes.
+shared `pantau.sql.metadata`, so `pantau/migrations/` covers it. A device's MQTT password is
+never stored, only its Mosquitto `$7$` PBKDF2-SHA512 hash.
 """
 
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -24,22 +23,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
-from devices.db import metadata
-
-ID_MAX_CHARS = 64
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(value: datetime | None) -> datetime | None:
-    """SQLite drops the zone of a stored datetime; every time we store is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+from pantau.ids import ID_MAX_CHARS
+from pantau.sql import BIGINT_ID, Base, utcnow
 
 
 class DeviceStatus(enum.StrEnum):
@@ -48,27 +35,11 @@ class DeviceStatus(enum.StrEnum):
     RETIRED = "retired"  # refused by the broker and the ingester; history kept
 
 
-class Role(enum.StrEnum):
-    """API roles, least to most powerful; admin can do everything."""
-
-    VIEWER = "viewer"  # read readings, devices, alerts, dead letters
-    TECHNICIAN = "technician"  # register, edit, calibrate, retire devices
-    RESPONDER = "responder"  # acknowledge and resolve alerts
-    ADMIN = "admin"  # users and tokens
-
-
 class ServiceRole(enum.StrEnum):
     """What a service account may do on the broker."""
 
     INGESTER = "ingester"  # read every device topic, shared subscriptions included
     PUBLISHER = "publisher"  # write every device topic: the API's replay, the simulators
-
-
-_BIGINT_ID = BigInteger().with_variant(Integer, "sqlite")
-
-
-class Base(DeclarativeBase):
-    metadata = metadata
 
 
 class Device(Base):
@@ -110,7 +81,7 @@ class Calibration(Base):
     __tablename__ = "device_calibrations"
     __table_args__ = (UniqueConstraint("device_id", "version", name="device_version"),)
 
-    id: Mapped[int] = mapped_column(_BIGINT_ID, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BIGINT_ID, primary_key=True, autoincrement=True)
     device_id: Mapped[str] = mapped_column(
         String(ID_MAX_CHARS), ForeignKey("devices.id", ondelete="CASCADE"), index=True
     )
@@ -120,33 +91,6 @@ class Calibration(Base):
     valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_by: Mapped[str] = mapped_column(String(100))
     note: Mapped[str] = mapped_column(Text, default="")
-
-
-class User(Base):
-    __tablename__ = "users"
-    __table_args__ = (
-        CheckConstraint("role IN ('viewer', 'technician', 'responder', 'admin')", name="role"),
-    )
-
-    id: Mapped[int] = mapped_column(_BIGINT_ID, primary_key=True, autoincrement=True)
-    name: Mapped[str] = mapped_column(String(100), unique=True)
-    role: Mapped[str] = mapped_column(String(20))
-    disabled: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class ApiToken(Base):
-    __tablename__ = "api_tokens"
-
-    id: Mapped[int] = mapped_column(_BIGINT_ID, primary_key=True, autoincrement=True)
-    user_id: Mapped[int] = mapped_column(
-        _BIGINT_ID, ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
-    # SHA-256 hex of the token: a 32-byte random token needs no slow hash or salt.
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    label: Mapped[str] = mapped_column(String(100), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class MqttServiceAccount(Base):

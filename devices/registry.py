@@ -1,4 +1,4 @@
-"""The registry's operations: devices, calibrations, credentials, people and tokens, in SQL.
+"""The registry's operations: devices, calibrations, credentials and broker accounts, in SQL.
 
 One class, `Registry`, used by the API, the CLI and the stack. Every change runs in one
 transaction that also increments `registry_revision`, so the ingester's `DeviceDirectory` and
@@ -22,24 +22,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from devices.catalog import SensorCatalog, default_catalog
-from devices.credentials import (
-    generate_password,
-    generate_token,
-    mosquitto_hash,
-    token_hash,
-)
+from devices.credentials import generate_password, mosquitto_hash
 from devices.models import (
-    ApiToken,
     Calibration,
     Device,
     DeviceStatus,
     MqttServiceAccount,
     RegistryRevision,
-    Role,
     ServiceRole,
-    User,
-    as_utc,
-    utcnow,
 )
 from devices.schemas import (
     CalibrationCreate,
@@ -50,13 +40,10 @@ from devices.schemas import (
     DeviceUpdate,
     ImportReport,
     ImportRowError,
-    TokenPublic,
-    UserCreate,
-    UserPublic,
-    UserUpdate,
     check_thresholds,
-    error_messages,
 )
+from pantau.errors import DuplicateError, NotFoundError, RefusedError, error_messages
+from pantau.sql import as_utc, utcnow
 
 CSV_COLUMNS = [
     "id",
@@ -72,26 +59,6 @@ CSV_COLUMNS = [
     "thresholds",
     "notes",
 ]
-
-
-class RegistryError(Exception):
-    """A request the registry refuses; `field` names what was wrong, when one thing was."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class NotFoundError(RegistryError):
-    pass
-
-
-class DuplicateError(RegistryError):
-    pass
-
-
-class ConflictError(RegistryError):
-    """The change would leave the registry in a state it must not be in."""
 
 
 @dataclass(frozen=True)
@@ -230,7 +197,7 @@ class Registry:
         changes = data.model_dump(exclude_unset=True)
         for key in ("name", "status", "interval_s", "thresholds", "notes", "site", "district"):
             if key in changes and changes[key] is None:
-                raise RegistryError(f"{key} cannot be null", key)
+                raise RefusedError(f"{key} cannot be null", key)
         with self._change() as session:
             device = session.get(Device, device_id)
             if device is None:
@@ -239,7 +206,7 @@ class Registry:
                 try:
                     check_thresholds(device.kind, changes["thresholds"])
                 except ValueError as exc:
-                    raise RegistryError(str(exc), "thresholds") from None
+                    raise RefusedError(str(exc), "thresholds") from None
             if "status" in changes:
                 changes["status"] = DeviceStatus(changes["status"]).value
             for key, value in changes.items():
@@ -280,7 +247,7 @@ class Registry:
             fields = self.catalog.all_fields(device.kind)
             for name in data.fields:
                 if name not in fields:
-                    raise RegistryError(f"fields: {name[:40]!r} is not a {device.kind} field")
+                    raise RefusedError(f"fields: {name[:40]!r} is not a {device.kind} field")
             latest = self._versions(session, [device_id]).get(device_id, 0)
             row = Calibration(
                 device_id=device_id,
@@ -363,7 +330,7 @@ class Registry:
             device_id = (row.get("id") or "").strip() or None
             try:
                 self._import_row(row, update_existing, report)
-            except RegistryError as exc:
+            except RefusedError as exc:
                 report.errors.append(
                     ImportRowError(line=line, device_id=device_id, errors=[str(exc)])
                 )
@@ -377,7 +344,7 @@ class Registry:
 
     def _import_row(self, row: dict[str, Any], update_existing: bool, report: ImportReport) -> None:
         if None in row:
-            raise RegistryError("more values than columns")
+            raise RefusedError("more values than columns")
         values: dict[str, Any] = {}
         for key, raw in row.items():
             if raw is None:
@@ -391,7 +358,7 @@ class Registry:
                     try:
                         values[key] = json.loads(text)
                     except ValueError:
-                        raise RegistryError("thresholds: not valid JSON") from None
+                        raise RefusedError("thresholds: not valid JSON") from None
             elif key == "status":
                 if text:
                     values[key] = text
@@ -405,7 +372,7 @@ class Registry:
                 raise
             existing = self.get_device(data.id)
             if existing.kind != data.kind:
-                raise RegistryError(
+                raise RefusedError(
                     f"kind: {data.id} is registered as {existing.kind}", "kind"
                 ) from None
             update = DeviceUpdate.model_validate(
@@ -445,107 +412,12 @@ class Registry:
                 count += 1
         return count
 
-    # --- people and tokens -----------------------------------------------------------------
-
-    def create_user(self, data: UserCreate, token_label: str = "first") -> tuple[UserPublic, str]:
-        """A user and a first token for them (shown once)."""
-        try:
-            with self._change() as session:
-                if session.scalar(select(User).where(User.name == data.name)) is not None:
-                    raise DuplicateError(f"user {data.name} already exists", "name")
-                user = User(name=data.name, role=data.role.value, disabled=False)
-                session.add(user)
-                session.flush()
-                token = generate_token()
-                session.add(
-                    ApiToken(user_id=user.id, token_hash=token_hash(token), label=token_label)
-                )
-                return UserPublic.model_validate(user), token
-        except IntegrityError as exc:
-            raise DuplicateError(f"user {data.name} already exists", "name") from exc
-
-    def list_users(self) -> list[UserPublic]:
-        with Session(self.engine) as session:
-            return [
-                UserPublic.model_validate(u)
-                for u in session.scalars(select(User).order_by(User.id))
-            ]
-
-    def get_user(self, user_id: int) -> UserPublic:
-        with Session(self.engine) as session:
-            user = session.get(User, user_id)
-            if user is None:
-                raise NotFoundError(f"no user {user_id}", "user_id")
-            return UserPublic.model_validate(user)
-
-    def update_user(self, user_id: int, data: UserUpdate) -> UserPublic:
-        with self._change() as session:
-            user = session.get(User, user_id)
-            if user is None:
-                raise NotFoundError(f"no user {user_id}", "user_id")
-            was_admin = user.role == Role.ADMIN.value and not user.disabled
-            if data.role is not None:
-                user.role = data.role.value
-            if data.disabled is not None:
-                user.disabled = data.disabled
-            session.flush()
-            if was_admin and (user.role != Role.ADMIN.value or user.disabled):
-                admins = session.scalar(
-                    select(func.count())
-                    .select_from(User)
-                    .where(User.role == Role.ADMIN.value, User.disabled.is_(False))
-                )
-                if not admins:
-                    raise ConflictError("the last active admin cannot be demoted or disabled")
-            return UserPublic.model_validate(user)
-
-    def issue_token(self, user_id: int, label: str = "") -> tuple[TokenPublic, str]:
-        token = generate_token()
-        with self._change() as session:
-            if session.get(User, user_id) is None:
-                raise NotFoundError(f"no user {user_id}", "user_id")
-            row = ApiToken(user_id=user_id, token_hash=token_hash(token), label=label)
-            session.add(row)
-            session.flush()
-            return _token_public(row), token
-
-    def list_tokens(self, user_id: int) -> list[TokenPublic]:
-        with Session(self.engine) as session:
-            if session.get(User, user_id) is None:
-                raise NotFoundError(f"no user {user_id}", "user_id")
-            rows = session.scalars(
-                select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)
-            )
-            return [_token_public(row) for row in rows]
-
-    def revoke_token(self, token_id: int) -> TokenPublic:
-        with self._change() as session:
-            row = session.get(ApiToken, token_id)
-            if row is None:
-                raise NotFoundError(f"no token {token_id}", "token_id")
-            if row.revoked_at is None:
-                row.revoked_at = utcnow()
-            session.flush()
-            return _token_public(row)
-
-    def authenticate(self, token: str) -> UserPublic | None:
-        """The user a live token belongs to, or None (unknown, revoked, or user disabled)."""
-        with Session(self.engine) as session:
-            user = session.scalar(
-                select(User)
-                .join(ApiToken, ApiToken.user_id == User.id)
-                .where(ApiToken.token_hash == token_hash(token), ApiToken.revoked_at.is_(None))
-            )
-            if user is None or user.disabled:
-                return None
-            return UserPublic.model_validate(user)
-
     # --- broker accounts -------------------------------------------------------------------
 
     def set_service_account(self, username: str, role: ServiceRole) -> str:
         """Create or re-key a broker account of Pantau's own; returns its new password."""
         if "_" not in username or not username.replace("_", "").replace("-", "").isalnum():
-            raise RegistryError("a service account name has letters, digits, '-' and an '_'")
+            raise RefusedError("a service account name has letters, digits, '-' and an '_'")
         password = generate_password()
         with self._change() as session:
             account = session.get(MqttServiceAccount, username)
@@ -585,16 +457,6 @@ def _calibration_public(row: Calibration) -> CalibrationPublic:
         valid_from=as_utc(row.valid_from) or utcnow(),
         created_by=row.created_by,
         note=row.note,
-    )
-
-
-def _token_public(row: ApiToken) -> TokenPublic:
-    return TokenPublic(
-        id=row.id,
-        user_id=row.user_id,
-        label=row.label,
-        created_at=as_utc(row.created_at) or utcnow(),
-        revoked_at=as_utc(row.revoked_at),
     )
 
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -25,18 +24,12 @@ from pydantic import (
 )
 
 from devices.catalog import default_catalog
-from devices.models import DeviceStatus, Role
-from ingest.validate import DEVICE_ID_PATTERN
+from devices.models import DeviceStatus
+from pantau.ids import DEVICE_ID_PATTERN
+from pantau.text import Text100, Text200
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 LEVEL_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 RESERVED_IDS = frozenset({"export", "import"})  # /devices/export, /devices/import
-
-
-def _printable(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters (newlines, tabs, NUL)")
-    return value
 
 
 DeviceId = Annotated[
@@ -46,8 +39,6 @@ DeviceId = Annotated[
         description="Lowercase slug: a-z, 0-9 and '-', 1-64 characters", examples=["wl-malili-01"]
     ),
 ]
-Text200 = Annotated[str, StringConstraints(max_length=200), AfterValidator(_printable)]
-Text100 = Annotated[str, StringConstraints(max_length=100), AfterValidator(_printable)]
 Latitude = Annotated[float, Field(ge=-90, le=90, description="WGS 84 degrees")]
 Longitude = Annotated[float, Field(ge=-180, le=180, description="WGS 84 degrees")]
 Elevation = Annotated[
@@ -251,64 +242,6 @@ class CalibrationPublic(BaseModel):
     note: str
 
 
-UserName = Annotated[
-    str,
-    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$"),
-    Field(description="Login name: letters, digits, . _ @ -", examples=["rina.technician"]),
-]
-
-
-class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: UserName
-    role: Role
-
-
-class UserUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    role: Role | None = None
-    disabled: bool | None = None
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-class UserPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    name: str
-    role: Role
-    disabled: bool
-    created_at: Annotated[datetime, AfterValidator(_utc)]
-
-
-class TokenCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    label: Text100 = ""
-
-
-class TokenPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: int
-    user_id: int
-    label: str
-    created_at: datetime
-    revoked_at: datetime | None
-
-
-class TokenIssued(BaseModel):
-    """A new token: the only time its secret is shown."""
-
-    token: str = Field(description="Send as `Authorization: Bearer <token>`; shown once")
-    info: TokenPublic
-
-
 class ImportRowError(BaseModel):
     line: int = Field(description="Line of the CSV file (the header is line 1)")
     device_id: str | None
@@ -322,12 +255,3 @@ class ImportReport(BaseModel):
     credentials: dict[str, str] = Field(
         default_factory=dict, description="New devices' MQTT passwords; shown once"
     )
-
-
-def error_messages(exc: Any) -> list[str]:
-    """A pydantic ValidationError as 'field: message' lines."""
-    out = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ())) or "row"
-        out.append(f"{where}: {err.get('msg', '')}")
-    return out

@@ -25,8 +25,8 @@ from sqlalchemy import (
     select,
 )
 
-from devices.db import metadata
 from ingest.model import Rejection
+from pantau.sql import metadata
 
 PAYLOAD_CAP_BYTES = 64 * 1024
 TOPIC_CAP_CHARS = 1024
@@ -84,7 +84,7 @@ class DeadLetterStore:
 
     def create_schema(self) -> None:
         """Upgrade the whole SQL schema (Alembic), this table included."""
-        from devices.db import migrate
+        from pantau.sql import migrate
 
         migrate(self.engine)
 

@@ -9,11 +9,10 @@ import time
 from types import FrameType
 
 from devices.catalog import default_catalog
-from devices.db import make_engine, migrate
 from devices.directory import DeviceDirectory
 from devices.registry import Registry
 from ingest.broker_stats import BrokerStats
-from ingest.calibrate import CalibrationStage, DeviceTagStage, RegistryKindResolver
+from ingest.calibrate import CalibrationStage, DeviceTagStage
 from ingest.dead_letters import DeadLetterStore
 from ingest.detect import DetectionStage
 from ingest.health import HealthServer
@@ -21,10 +20,12 @@ from ingest.lag import OverloadWatch
 from ingest.metrics import IngestMetrics
 from ingest.mqtt_source import MqttSource
 from ingest.pipeline import Pipeline, ReadingStage
+from ingest.registry_gate import RegistryKindResolver
 from ingest.sink import InfluxSink, wait_for_influx
 from ingest.validate import Validator
 from pantau.influxdb import InfluxClient
 from pantau.settings import Settings
+from pantau.sql import make_engine, migrate
 
 log = logging.getLogger(__name__)
 

@@ -15,20 +15,14 @@ carries exactly the reason and detail the row path gives.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from devices.catalog import SensorCatalog
 from ingest.model import Reading, ReadingBlock, Record, RecordBlock, RejectedError, RejectReason
+from pantau.ids import is_valid_device_id
 
-DEVICE_ID_PATTERN = r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?"
-DEVICE_ID_RE = re.compile(DEVICE_ID_PATTERN)
 MS_PER_DAY = 86_400_000
-
-
-def is_valid_device_id(device_id: str) -> bool:
-    return DEVICE_ID_RE.fullmatch(device_id) is not None
 
 
 @dataclass(frozen=True)
@@ -75,7 +69,7 @@ class TopicParser:
 
 # Given a device id and the field names of a message, the kind of that device (or a reason
 # why it has none). Without a registry it is inferred from the catalog; the ingester uses
-# `ingest.calibrate.RegistryKindResolver` (unknown_device / retired_device).
+# `ingest.registry_gate.RegistryKindResolver` (unknown_device / retired_device).
 KindResolver = Callable[[str, set[str]], str]
 
 

@@ -113,8 +113,8 @@ def simulate_command(
     if truth_path is None:
         truth_path = settings.stack.var_dir.resolve() / "simulate" / "ground-truth.jsonl"
     if register:
-        from devices.db import make_engine, migrate
         from devices.registry import Registry
+        from pantau.sql import make_engine, migrate
         from simulators.fleet import simulated_devices
         from simulators.registration import register_simulated_devices
 

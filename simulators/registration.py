@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 
-from devices.registry import DuplicateError, Registry
+from devices.registry import Registry
 from devices.schemas import DeviceCreate
+from pantau.errors import DuplicateError
 from simulators.fleet import SimulatedDeviceInfo
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from hypothesis import settings as hyp_settings
 
+from pantau.servers.influxdb import InfluxServer
+from pantau.servers.mosquitto import MosquittoServer
+from pantau.servers.process import ManagedProcess, free_port, wait_until
 from pantau.settings import Settings, settings_to_env
-from pantau.stack.influxdb import InfluxServer
-from pantau.stack.mosquitto import MosquittoServer
-from pantau.stack.process import ManagedProcess, free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,7 +100,7 @@ class PantauProcess(ManagedProcess):
         env.update(settings_to_env(settings))
         env["PYTHONUNBUFFERED"] = "1"
         super().__init__(
-            command[0], [sys.executable, "-m", "pantau", *command], log_path, env=env, cwd=REPO
+            command[0], [sys.executable, "-m", "stack", *command], log_path, env=env, cwd=REPO
         )
 
 

@@ -14,8 +14,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from pantau.influxdb import InfluxClient
 from pantau.mqtt_publish import WindowedPublisher
+from pantau.servers.mosquitto import MosquittoServer
 from pantau.settings import Settings
-from pantau.stack.mosquitto import MosquittoServer
 
 
 def device_of(i: int, devices: int) -> str:

@@ -15,7 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from devices.db import make_engine, migrate
+from pantau.sql import make_engine, migrate
 
 # The PostgreSQL leg's server (trust auth); each test creates and drops its own database there.
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -110,16 +110,16 @@ class MqttClient:
 
 def role_tokens(url: str) -> dict[str, str]:
     """One user per role on the database at `url`; their tokens by role name."""
-    from devices.models import Role
-    from devices.registry import Registry
-    from devices.schemas import UserCreate
+    from people.accounts import People
+    from people.models import Role
+    from people.schemas import UserCreate
 
     migrate(url)
     engine = make_engine(url)
-    registry = Registry(engine)
+    people = People(engine)
     tokens = {}
     for role in Role:
-        _, token = registry.create_user(
+        _, token = people.create_user(
             UserCreate(name=f"{role.value}-{uuid.uuid4().hex[:6]}", role=role)
         )
         tokens[role.value] = token

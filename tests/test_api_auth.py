@@ -19,14 +19,14 @@ from starlette.routing import BaseRoute, Route
 
 from api.app import create_app
 from api.deps import required_role
-from devices.db import make_engine
-from devices.models import Role
-from devices.registry import Registry
-from devices.schemas import UserCreate
 from ingest.dead_letters import DeadLetterStore
 from ingest.model import Inbound, Rejection, RejectReason
 from pantau.influxdb import InfluxClient
 from pantau.settings import Settings
+from pantau.sql import make_engine
+from people.accounts import People
+from people.models import Role
+from people.schemas import UserCreate
 from tests.registry_helpers import bearer, register_devices, role_tokens
 
 V, T, R, A = Role.VIEWER, Role.TECHNICIAN, Role.RESPONDER, Role.ADMIN
@@ -108,7 +108,7 @@ def test_auth_matrix(settings: Settings) -> None:
     register_devices(url, ["wl-base"])
     InfluxClient(settings.influx).ensure_database()
     engine = make_engine(url)
-    registry = Registry(engine)
+    registry = People(engine)
     admin_user, _ = registry.create_user(UserCreate(name="matrix-target", role=Role.VIEWER))
     store = DeadLetterStore(engine)
     store.store(

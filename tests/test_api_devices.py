@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from devices.credentials import verify_mosquitto_hash
-from devices.db import make_engine
 from devices.registry import Registry
 from devices.schemas import RESERVED_IDS
 from pantau.settings import Settings
+from pantau.sql import make_engine
 from tests.registry_helpers import bearer, database_url, role_tokens
 
 

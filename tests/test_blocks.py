@@ -16,12 +16,13 @@ from hypothesis import strategies as st
 from devices.catalog import default_catalog
 from devices.directory import DirectoryEntry
 from devices.models import DeviceStatus
-from ingest.calibrate import CalibrationStage, DeviceTagStage, RegistryKindResolver
+from ingest.calibrate import CalibrationStage, DeviceTagStage
 from ingest.decode import decode_message, decode_senml, decode_senml_block
 from ingest.detect import DetectionStage
 from ingest.model import Inbound, ReadingBlock, RecordBlock, RejectedError
 from ingest.pipeline import Batch, Pipeline
 from ingest.points import PointFormatter
+from ingest.registry_gate import RegistryKindResolver
 from ingest.validate import Validator
 
 NOW_MS = 1_795_000_000_000

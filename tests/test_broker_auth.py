@@ -18,13 +18,13 @@ from pydantic import SecretStr
 
 from devices.broker import INGESTER_USER, BrokerAuthFiles, BrokerAuthSync
 from devices.credentials import mosquitto_hash, verify_mosquitto_hash
-from devices.db import make_engine, migrate
 from devices.models import ServiceRole
 from devices.registry import Registry
 from devices.schemas import DeviceCreate
 from ingest.broker_stats import BrokerStats
+from pantau.servers.mosquitto import MosquittoServer
 from pantau.settings import MqttSettings
-from pantau.stack.mosquitto import MosquittoServer
+from pantau.sql import make_engine, migrate
 from tests.conftest import PantauProcess, eventually, make_settings
 from tests.registry_helpers import MqttClient
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from devices.db import make_engine
-from devices.registry import Registry
-from pantau.cli import app
+from pantau.sql import make_engine
+from people.accounts import People
+from stack.cli import app
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ def test_first_admin_is_bootstrapped_from_the_shell(env: dict[str, str]) -> None
     assert result.exit_code == 0, result.output
     token = result.stdout.strip().splitlines()[-1]
     engine = make_engine(env["PANTAU_DATABASE__URL"])
-    user = Registry(engine).authenticate(token)
+    user = People(engine).authenticate(token)
     engine.dispose()
     assert user is not None and user.role.value == "admin"
     again = runner.invoke(app, ["users", "create", "admin", "--role", "admin"])

@@ -17,10 +17,10 @@ import httpx
 import pytest
 
 from pantau.influxdb import InfluxClient
+from pantau.servers.influxdb import InfluxServer
+from pantau.servers.mosquitto import MosquittoServer
+from pantau.servers.process import free_port
 from pantau.settings import Settings
-from pantau.stack.influxdb import InfluxServer
-from pantau.stack.mosquitto import MosquittoServer
-from pantau.stack.process import free_port
 from tests.conftest import PantauProcess, eventually, make_settings
 from tests.delivery_helpers import (
     BackgroundPublisher,

@@ -14,9 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from devices.db import make_engine, migrate
 from devices.registry import Registry
 from pantau.settings import Settings
+from pantau.sql import make_engine, migrate
 from simulators.fleet import simulated_devices
 from simulators.registration import register_simulated_devices
 from simulators.runner import Simulation

@@ -10,8 +10,8 @@ import pytest
 
 from ingest.sink import InfluxSink, SinkStoppedError
 from pantau.influxdb import InfluxClient
+from pantau.servers.influxdb import InfluxServer
 from pantau.settings import InfluxSettings
-from pantau.stack.influxdb import InfluxServer
 
 
 def count(client: InfluxClient, measurement: str) -> int:

@@ -11,19 +11,20 @@ import orjson
 import pytest
 
 from devices.catalog import default_catalog
-from devices.db import make_engine
 from devices.directory import DeviceDirectory, DirectoryEntry
 from devices.models import DeviceStatus
 from devices.registry import Registry
 from devices.schemas import CalibrationCreate, DeviceCreate, DeviceUpdate
-from ingest.calibrate import CalibrationStage, DeviceTagStage, RegistryKindResolver
+from ingest.calibrate import CalibrationStage, DeviceTagStage
 from ingest.dead_letters import DeadLetterStore
 from ingest.decode import decode_payload
 from ingest.model import Reading, RejectedError, RejectReason
 from ingest.points import reading_to_line
+from ingest.registry_gate import RegistryKindResolver
 from ingest.validate import Validator
 from pantau.influxdb import InfluxClient, quote_string
 from pantau.settings import Settings
+from pantau.sql import make_engine
 from tests.conftest import PantauProcess, eventually, make_settings
 from tests.mqtt_helpers import Publisher
 from tests.registry_helpers import database_url
@@ -170,7 +171,7 @@ def test_running_ingester_follows_registry_changes(
         registry={"refresh_interval_s": 0.2},
     )
     engine = make_engine(settings.database.url)
-    from devices.db import migrate
+    from pantau.sql import migrate
 
     migrate(engine)
     registry = Registry(engine)

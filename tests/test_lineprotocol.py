@@ -18,8 +18,8 @@ from ingest.lineprotocol import (
 from ingest.model import Reading
 from ingest.points import PointFormatter, reading_to_line
 from pantau.influxdb import InfluxClient, quote_ident, quote_string
+from pantau.servers.influxdb import InfluxServer
 from pantau.settings import InfluxSettings
-from pantau.stack.influxdb import InfluxServer
 
 # Printable text without newlines or backslashes, not starting with "_" (reserved).
 names = st.text(

@@ -6,7 +6,17 @@ import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ["pantau", "ingest", "devices", "api", "simulators", "dashboards", "bench"]
+PACKAGES = [
+    "pantau",
+    "people",
+    "devices",
+    "ingest",
+    "simulators",
+    "dashboards",
+    "api",
+    "stack",
+    "bench",
+]
 
 
 def test_top_level_layout() -> None:

@@ -62,9 +62,8 @@ def feed(c: FastPublishClient, header: int, body: bytearray) -> MQTTErrorCode:
     mid=st.integers(1, 65535),
     qos=st.sampled_from([0, 1]),
     dup=st.booleans(),
-    content_type=st.none() | st.text(
-        st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=30
-    ),
+    content_type=st.none()
+    | st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=30),
 )
 def test_the_lean_decoder_agrees_with_paho(
     topic: str, payload: bytes, mid: int, qos: int, dup: bool, content_type: str | None

@@ -10,8 +10,8 @@ import orjson
 from ingest.model import Inbound
 from ingest.mqtt_source import MqttSource
 from pantau.mqtt_publish import WindowedPublisher
+from pantau.servers.mosquitto import MosquittoServer
 from pantau.settings import MqttSettings
-from pantau.stack.mosquitto import MosquittoServer
 from tests.conftest import eventually
 from tests.mqtt_helpers import Publisher
 

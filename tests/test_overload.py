@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 
 from pantau.mqtt_publish import WindowedPublisher
-from pantau.stack.influxdb import InfluxServer
-from pantau.stack.mosquitto import MosquittoServer
-from pantau.stack.process import free_port
+from pantau.servers.influxdb import InfluxServer
+from pantau.servers.mosquitto import MosquittoServer
+from pantau.servers.process import free_port
 from tests.conftest import PantauProcess, eventually, make_settings
 from tests.delivery_helpers import flood, metrics, rss_mb, stored_pairs
 from tests.flaky_proxy import FlakyInfluxProxy

@@ -14,16 +14,16 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, func, select
 
 from devices.credentials import verify_mosquitto_hash
-from devices.db import import_all_tables, make_engine, metadata, migrate
-from devices.models import Device, DeviceStatus, Role
-from devices.registry import (
-    ConflictError,
-    DuplicateError,
-    NotFoundError,
-    Registry,
-    RegistryError,
-)
-from devices.schemas import CalibrationCreate, DeviceCreate, DeviceUpdate, UserCreate
+from devices.models import Device, DeviceStatus
+from devices.registry import Registry
+from devices.schemas import CalibrationCreate, DeviceCreate, DeviceUpdate
+from pantau.errors import ConflictError, DuplicateError, NotFoundError
+from pantau.errors import RefusedError as RegistryError
+from pantau.sql import make_engine, migrate
+from people.accounts import People
+from people.models import Role
+from people.schemas import UserCreate
+from stack.schema import all_tables
 from tests.registry_helpers import database_url
 
 
@@ -52,7 +52,7 @@ def gauge(device_id: str = "wl-malili-01", **extra: object) -> DeviceCreate:
 
 def test_migration_creates_every_table_of_the_metadata(engine: Engine) -> None:
     migrate(engine)  # a second run is a no-op
-    import_all_tables()
+    metadata = all_tables()
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     assert {"devices", "device_calibrations", "dead_letters", "users", "api_tokens"} <= set(
@@ -168,7 +168,8 @@ def test_csv_import_reports_each_bad_row_and_round_trips(registry: Registry) -> 
     assert bad_header.errors and "name" in bad_header.errors[0].errors[0]
 
 
-def test_users_and_tokens(registry: Registry) -> None:
+def test_users_and_tokens(engine: Engine) -> None:
+    registry = People(engine)
     user, token = registry.create_user(UserCreate(name="admin", role=Role.ADMIN))
     assert registry.authenticate(token) == user
     assert registry.authenticate(token + "x") is None
@@ -180,11 +181,11 @@ def test_users_and_tokens(registry: Registry) -> None:
     assert registry.authenticate(second) is None
     assert registry.authenticate(token) == user
     with registry.engine.connect() as conn:
-        from devices.models import ApiToken
+        from people.models import ApiToken
 
         hashes = conn.execute(select(ApiToken.token_hash)).scalars().all()
         assert token not in hashes and len(hashes) == 2
-    from devices.schemas import UserUpdate
+    from people.schemas import UserUpdate
 
     with pytest.raises(ConflictError):  # the last admin stays
         registry.update_user(user.id, UserUpdate(role=Role.VIEWER))

@@ -20,7 +20,8 @@ import typer
 from devices.catalog import default_catalog
 from ingest.decode import decode_payload
 from ingest.model import RejectedError, RejectReason
-from ingest.validate import DEVICE_ID_RE, Validator
+from ingest.validate import Validator
+from pantau.ids import DEVICE_ID_RE
 from simulators.clock import LOCAL_TZ, SimClock, local_hour, local_weekday
 from simulators.fleet import build_fleet, simulated_devices
 from simulators.groundtruth import GroundTruthLog

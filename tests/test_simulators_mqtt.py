@@ -18,8 +18,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ingest.decode import decode_payload
+from pantau.servers.mosquitto import MosquittoServer
 from pantau.settings import MqttSettings
-from pantau.stack.mosquitto import MosquittoServer
 from simulators.fastmqtt import FastPublisher, utf8
 from simulators.publisher import DeviceLinks
 from simulators.runner import Simulation

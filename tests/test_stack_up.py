@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pantau.stack.process import free_port
+from pantau.servers.process import free_port
 from tests.conftest import REPO, eventually
 from tests.registry_helpers import MqttClient
 
@@ -55,7 +55,7 @@ def test_pantau_up_runs_the_city_and_stops_cleanly(tmp_path: Path) -> None:
     log_path = tmp_path / "up.log"
     with log_path.open("wb") as log:
         up = subprocess.Popen(
-            [sys.executable, "-m", "pantau", "up", "--devices", "2"],
+            [sys.executable, "-m", "stack", "up", "--devices", "2"],
             cwd=REPO,
             env=env,
             stdout=log,
@@ -75,7 +75,7 @@ def test_pantau_up_runs_the_city_and_stops_cleanly(tmp_path: Path) -> None:
         eventually(api_up, timeout_s=60, what="the API of pantau up")
         # Readings need a token: make a viewer the way an operator would.
         created = subprocess.run(
-            [sys.executable, "-m", "pantau", "users", "create", "tester", "--role", "viewer"],
+            [sys.executable, "-m", "stack", "users", "create", "tester", "--role", "viewer"],
             cwd=REPO,
             env=env,
             capture_output=True,

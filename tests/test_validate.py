@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from devices.catalog import default_catalog
 from ingest.model import Record, RejectedError, RejectReason
-from ingest.validate import Validator, is_valid_device_id, parse_topic
+from ingest.validate import Validator, parse_topic
+from pantau.ids import is_valid_device_id
 
 NOW = 1_795_000_000_000
 PREFIX = "pantau/devices"

@@ -10,10 +10,10 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from api.deps import ServicesDep, require
-from devices.models import Role
 from ingest.dead_letters import DeadLetter
 from ingest.model import RejectReason
 from pantau.mqtt_publish import WindowedPublisher
+from people.models import Role
 
 router = APIRouter(
     prefix="/dead-letters", tags=["dead letters"], dependencies=[require(Role.VIEWER)]

@@ -20,7 +20,7 @@ from devices.schemas import (
     ImportReport,
     Text100,
 )
-from ingest.validate import DEVICE_ID_PATTERN
+from pantau.ids import DEVICE_ID_PATTERN
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 

@@ -9,9 +9,9 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
 from api.deps import ServicesDep, require
-from devices.models import Role
-from ingest.validate import DEVICE_ID_PATTERN
+from pantau.ids import DEVICE_ID_PATTERN
 from pantau.influxdb import InfluxError, quote_ident, quote_string
+from people.models import Role
 
 router = APIRouter(tags=["readings"], dependencies=[require(Role.VIEWER)])
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, Field
 
 from api.deps import Admin, ServicesDep, Viewer
-from devices.schemas import (
+from people.schemas import (
     TokenCreate,
     TokenIssued,
     TokenPublic,
@@ -36,7 +36,7 @@ def me(user: Viewer) -> UserPublic:
 
 @router.get("/users", response_model=list[UserPublic], summary="Every user")
 def list_users(services: ServicesDep, admin: Admin) -> list[UserPublic]:
-    return services.registry.list_users()
+    return services.people.list_users()
 
 
 @router.post(
@@ -46,25 +46,25 @@ def list_users(services: ServicesDep, admin: Admin) -> list[UserPublic]:
     summary="Create a user with a first token (shown once)",
 )
 def create_user(services: ServicesDep, admin: Admin, body: UserCreate) -> UserCreated:
-    user, token = services.registry.create_user(body)
+    user, token = services.people.create_user(body)
     return UserCreated(user=user, token=token)
 
 
 @router.get("/users/{user_id}", response_model=UserPublic, summary="One user")
 def get_user(services: ServicesDep, admin: Admin, user_id: UserIdPath) -> UserPublic:
-    return services.registry.get_user(user_id)
+    return services.people.get_user(user_id)
 
 
 @router.patch("/users/{user_id}", response_model=UserPublic, summary="Change role or disable")
 def update_user(
     services: ServicesDep, admin: Admin, user_id: UserIdPath, body: UserUpdate
 ) -> UserPublic:
-    return services.registry.update_user(user_id, body)
+    return services.people.update_user(user_id, body)
 
 
 @router.get("/users/{user_id}/tokens", response_model=list[TokenPublic], summary="A user's tokens")
 def list_tokens(services: ServicesDep, admin: Admin, user_id: UserIdPath) -> list[TokenPublic]:
-    return services.registry.list_tokens(user_id)
+    return services.people.list_tokens(user_id)
 
 
 @router.post(
@@ -76,10 +76,10 @@ def list_tokens(services: ServicesDep, admin: Admin, user_id: UserIdPath) -> lis
 def issue_token(
     services: ServicesDep, admin: Admin, user_id: UserIdPath, body: TokenCreate
 ) -> TokenIssued:
-    info, token = services.registry.issue_token(user_id, body.label)
+    info, token = services.people.issue_token(user_id, body.label)
     return TokenIssued(token=token, info=info)
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenPublic, summary="Revoke a token")
 def revoke_token(services: ServicesDep, admin: Admin, token_id: TokenIdPath) -> TokenPublic:
-    return services.registry.revoke_token(token_id)
+    return services.people.revoke_token(token_id)

@@ -15,7 +15,7 @@ def up_command(
     devices: int = typer.Option(25, min=1, help="Simulated devices (25: the base city)."),
 ) -> None:
     """Run the whole stack locally until Ctrl-C; nothing is left running afterwards."""
-    from pantau.stack.launcher import LocalStack
+    from stack.launcher import LocalStack
 
     settings = Settings()
     configure_logging(settings.log_level, settings.display_timezone, "up")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
-from pantau.stack.binaries import find_binary
-from pantau.stack.process import ManagedProcess, port_open, wait_until
+from pantau.servers.binaries import find_binary
+from pantau.servers.process import ManagedProcess, port_open, wait_until
 
 log = logging.getLogger(__name__)
 

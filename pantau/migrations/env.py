@@ -1,7 +1,9 @@
-"""Alembic environment: runs migrations on the connection `devices.db.migrate` hands over.
+"""Alembic environment: runs migrations on the connection `pantau.sql.migrate` hands over.
 
-Run through `migrate()` (or `alembic -x url=...` with `script_location` here) — autogenerate
-compares against `devices.db.metadata` with every table module imported.
+Run through `migrate()` (or `alembic -x url=...` with `script_location` here). Revisions are
+plain `op` scripts that import nothing of Pantau. To autogenerate one, the table modules must be
+imported first so `pantau.sql.metadata` knows them: `pantau db revision -m "..."` does that
+(the composition room, `stack/`, is the one place allowed to import every package).
 """
 
 from __future__ import annotations
@@ -9,9 +11,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from devices.db import import_all_tables, make_engine, metadata
-
-import_all_tables()
+from pantau.sql import make_engine, metadata
 
 
 def _run(connection: Connection) -> None:
@@ -31,7 +31,7 @@ if connection is not None:
 else:
     url = context.get_x_argument(as_dictionary=True).get("url")
     if not url:
-        raise SystemExit("pass -x url=<SQLAlchemy URL>, or call devices.db.migrate()")
+        raise SystemExit("pass -x url=<SQLAlchemy URL>, or call pantau.sql.migrate()")
     engine = make_engine(url)
     with engine.begin() as conn:
         _run(conn)

@@ -8,8 +8,8 @@ import os
 import signal
 from pathlib import Path
 
-from pantau.stack.binaries import find_binary
-from pantau.stack.process import ManagedProcess, port_open, wait_until
+from pantau.servers.binaries import find_binary
+from pantau.servers.process import ManagedProcess, port_open, wait_until
 
 log = logging.getLogger(__name__)
 

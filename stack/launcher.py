@@ -34,13 +34,13 @@ from devices.broker import (
     BrokerAuthFiles,
     BrokerAuthSync,
 )
-from devices.db import make_engine, migrate
 from devices.models import ServiceRole
 from devices.registry import Registry
+from pantau.servers.influxdb import InfluxServer
+from pantau.servers.mosquitto import MosquittoServer
+from pantau.servers.process import ManagedProcess, wait_until
 from pantau.settings import Settings, settings_to_env
-from pantau.stack.influxdb import InfluxServer
-from pantau.stack.mosquitto import MosquittoServer
-from pantau.stack.process import ManagedProcess, wait_until
+from pantau.sql import make_engine, migrate
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class LocalStack:
             self.influx.start(timeout)
 
     def _pantau(self, name: str, *args: str) -> ManagedProcess:
-        argv = [sys.executable, "-m", "pantau", name, *args]
+        argv = [sys.executable, "-m", "stack", name, *args]
         env = self.child_env()
         if name in self.mqtt_credentials:
             user, password = self.mqtt_credentials[name]

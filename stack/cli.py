@@ -10,8 +10,9 @@ from api.cli import register as register_api
 from devices.cli import register as register_devices
 from ingest.anomaly.cli import register as register_detect
 from ingest.cli import register as register_ingest
-from pantau.stack.cli import register as register_up
+from people.cli import register as register_people
 from simulators.cli import register as register_simulate
+from stack.up import register as register_up
 
 app = typer.Typer(
     help="Pantau: IoT sensor ingestion and monitoring for Luwu Timur.",
@@ -20,6 +21,8 @@ app = typer.Typer(
 )
 settings_app = typer.Typer(help="Inspect settings.", no_args_is_help=True)
 app.add_typer(settings_app, name="settings")
+db_app = typer.Typer(help="The SQL schema and its migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
 
 register_up(app)
 register_ingest(app)
@@ -27,6 +30,7 @@ register_detect(app)
 register_api(app)
 register_simulate(app)
 register_devices(app)
+register_people(app)
 
 
 @settings_app.command("env-example")
@@ -49,6 +53,39 @@ def show() -> None:
     from pantau.settings import Settings
 
     typer.echo(Settings().model_dump_json(indent=2))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Migrate the configured database to the newest schema (every command also does it)."""
+    from pantau.settings import Settings
+    from pantau.sql import migrate
+
+    migrate(Settings().database.url)
+
+
+@db_app.command("revision")
+def db_revision(
+    message: str = typer.Option(..., "--message", "-m", help="What the migration does."),
+) -> None:
+    """Autogenerate a migration: the models of every package against the configured database
+    (migrated to the newest revision first). Review the file before committing it."""
+    from alembic import command
+    from alembic.config import Config
+
+    from pantau.settings import Settings
+    from pantau.sql import MIGRATIONS_DIR, make_engine, migrate
+    from stack.schema import all_tables
+
+    all_tables()
+    engine = make_engine(Settings().database.url)
+    migrate(engine)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.revision(config, message=message, autogenerate=True)
+    engine.dispose()
 
 
 def main() -> None:

@@ -1,16 +1,19 @@
-"""The SQL database (SQLite by default, PostgreSQL in production): engine and shared metadata.
+"""The SQL database (SQLite by default, PostgreSQL in production): engine, metadata, migrations.
 
-All of Pantau's tables are declared on `metadata` so one schema (and its migrations) covers
-the registry and the dead letters.
+Every table of Pantau is declared on `metadata` (through `Base` for ORM models) by the package
+that owns it — devices, people, dead letters — so one Alembic history (`pantau/migrations/`)
+covers them all. This module knows none of those tables: it is the floor they stand on.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import BigInteger, Engine, Integer, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase
 
 metadata = MetaData(
     naming_convention={
@@ -21,6 +24,26 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+# A 64-bit primary key on PostgreSQL; SQLite autoincrements only a plain INTEGER.
+BIGINT_ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Base(DeclarativeBase):
+    """The declarative base of every ORM model, on the shared `metadata`."""
+
+    metadata = metadata
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite drops the zone of a stored datetime; every time we store is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 def make_engine(url: str) -> Engine:
@@ -52,12 +75,6 @@ def make_engine(url: str) -> Engine:
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Any 64-bit number: PostgreSQL's advisory lock key serialising concurrent migrations.
 _MIGRATION_LOCK_KEY = 0x70616E746175
-
-
-def import_all_tables() -> None:
-    """Declare every table on `metadata` (they live in the modules that own them)."""
-    import devices.models  # noqa: F401
-    import ingest.dead_letters  # noqa: F401
 
 
 def migrate(engine_or_url: Engine | str, revision: str = "head") -> None:
