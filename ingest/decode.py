@@ -22,8 +22,8 @@ about the catalog or the registry: it only turns bytes into records.
 
 from __future__ import annotations
 
-import json
 import math
+import re
 import time
 from datetime import datetime
 from typing import Any
@@ -84,20 +84,38 @@ def _parse_seq(value: object) -> int:
     return seq
 
 
+# orjson stops at the first NaN / Infinity / -Infinity literal (which `json` would accept and
+# devices do send); the error's position says whether that is why it stopped.
+_NON_FINITE_LITERAL = re.compile(r"-?(?:NaN|Infinity)(?![A-Za-z0-9_])")
+
+
 def _load_json(payload: bytes) -> Any:
+    """Parse with orjson alone, and tell a person why it failed from orjson's own error.
+
+    Never a second parse with the stdlib `json`: it recurses per nesting level, so a payload
+    nested a few thousand levels deep (which orjson refuses at 1,024) raised RecursionError.
+    """
     try:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
-        # orjson refuses NaN/Infinity literals; say so precisely, since devices do send them.
-        try:
-            json.loads(payload)
-        except (ValueError, UnicodeDecodeError):
-            pass
-        else:
-            raise RejectedError(RejectReason.NOT_FINITE, "NaN or Infinity in JSON") from None
-        if isinstance(exc.__cause__, UnicodeDecodeError) or "utf-8" in str(exc).lower():
+        message = exc.msg or str(exc)
+        lowered = message.lower()
+        if "utf-8" in lowered:
             raise RejectedError(RejectReason.BAD_ENCODING, "payload is not UTF-8") from None
+        if "depth limit" in lowered or "recursion" in lowered:
+            raise RejectedError(
+                RejectReason.BAD_JSON, "JSON nested deeper than 1024 levels"
+            ) from None
+        if "infinity" in lowered or _non_finite_at(exc.doc, exc.pos):
+            raise RejectedError(RejectReason.NOT_FINITE, "NaN or Infinity in JSON") from None
         raise RejectedError(RejectReason.BAD_JSON, str(exc)[:200]) from None
+
+
+def _non_finite_at(doc: str, pos: int) -> bool:
+    """A NaN or ±Infinity literal where orjson stopped (it stops after the sign of -Infinity)."""
+    if 0 < pos <= len(doc) and doc[pos - 1] == "-":
+        pos -= 1
+    return _NON_FINITE_LITERAL.match(doc, pos) is not None
 
 
 def _object_record(obj: dict[str, Any]) -> Record:

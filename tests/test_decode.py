@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest.decode import decode_payload, parse_timestamp_ms
-from ingest.model import RejectedError, RejectReason
+from ingest.model import Record, RejectedError, RejectReason
 
 NOW_MS = 1_795_000_000_000
 
@@ -136,11 +136,52 @@ json_values = st.recursive(
 
 @given(json_values)
 def test_arbitrary_json_never_crashes(value: object) -> None:
+    """Any JSON value decodes to records (each with a dict of values) or is rejected with a
+    reason and a detail; nothing else comes out."""
     payload = json.dumps(value).encode()
     try:
-        decode_payload(payload, now_s=NOW_MS / 1000)
+        records = decode_payload(payload, now_s=NOW_MS / 1000)
     except RejectedError as exc:
-        assert exc.detail
+        assert isinstance(exc.reason, RejectReason) and exc.detail
+    else:
+        assert isinstance(records, list) and records
+        for record in records:
+            assert isinstance(record, Record) and isinstance(record.values, dict)
+            assert record.ts_ms is None or isinstance(record.ts_ms, int)
+            assert record.seq is None or (isinstance(record.seq, int) and record.seq >= 0)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"a":' * 5000 + b"1" + b"}" * 5000,  # 30 KB, under the size limit: the issue's poison
+        b"[" * 5000 + b"]" * 5000,
+        b"[" * 900 + b"NaN" + b"]" * 900,  # under orjson's depth limit, over Python's recursion
+        b'{"a":' * 100_000,  # unterminated
+    ],
+    ids=["objects", "arrays", "nan-inside", "unterminated"],
+)
+@pytest.mark.parametrize("content_type", [None, "application/senml+json"])
+def test_deep_nesting_is_a_rejection_not_a_crash(payload: bytes, content_type: str | None) -> None:
+    with pytest.raises(RejectedError) as caught:
+        decode_payload(payload, content_type, max_bytes=1 << 20, now_s=NOW_MS / 1000)
+    assert caught.value.reason in (RejectReason.BAD_JSON, RejectReason.NOT_FINITE)
+    assert caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b'{"level_cm": -Infinity}', RejectReason.NOT_FINITE),
+        (b'[{"level_cm": 1}, {"level_cm": NaN}]', RejectReason.NOT_FINITE),
+        (b'{"level_cm": 1e400}', RejectReason.NOT_FINITE),  # overflows a double
+        (b'{"level_cm": nan}', RejectReason.BAD_JSON),  # not even Python's spelling
+        (b'{"level_cm": NaNa}', RejectReason.BAD_JSON),
+        (b'{"\xc3\xa9": NaN}'.decode("unicode_escape").encode("latin-1"), RejectReason.NOT_FINITE),
+    ],
+)
+def test_non_finite_numbers_are_named_as_such(payload: bytes, reason: RejectReason) -> None:
+    assert reason_of(payload) == reason
 
 
 def test_senml_record_with_only_base_fields_sets_them_for_the_next() -> None:
