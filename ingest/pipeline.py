@@ -13,6 +13,14 @@ Two threads, so decoding the next batch overlaps writing the last one:
   letters, and only then acknowledges every message of the batch. Batches are committed one
   at a time in the order they were prepared, so acknowledgements leave in arrival order.
 
+A bug must not stop the city: an unexpected exception while preparing one message (decoding,
+validating, a reading stage, formatting its points) dead-letters that message with the reason
+`internal_error` and the exception's last line, and the rest of the batch goes on. When a
+reading stage raises on a batch, the batch is prepared again one message at a time from the
+payloads (the stage may have changed readings in place before it raised), so only the
+messages it fails on are set aside. Without this, the message would never be acknowledged, the
+broker would redeliver it after the restart, and it would crash the ingester again.
+
 Delivery guarantee: at-least-once. If the process dies before a batch's acknowledgement, the
 broker redelivers it and the idempotent write absorbs the repeat. While the sink cannot write,
 the committing thread waits, the queue fills, the preparing thread stops taking messages, and
@@ -26,9 +34,11 @@ minus the newest device timestamp of the batch.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
+import traceback
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Sequence
@@ -99,6 +109,14 @@ STATUS_VALUES = frozenset({"online", "offline"})
 _STOP = object()
 
 
+class _StageError(Exception):
+    """A reading stage raised (the cause); carries the stage's name."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__(stage)
+        self.stage = stage
+
+
 class Pipeline:
     def __init__(
         self,
@@ -144,6 +162,7 @@ class Pipeline:
         self.rejected = 0
         self.acked = 0
         self.committed = 0  # messages whose batch was committed (acked, or void after reconnect)
+        self._last_traceback_at = -math.inf
 
     # -- running ----------------------------------------------------------------------------
     def run(self) -> None:
@@ -244,10 +263,12 @@ class Pipeline:
             self.gaps.publish()
         return batch
 
-    def _accept(self, batch: Batch, message: Inbound) -> None:
+    def _accept(self, batch: Batch, message: Inbound, *, first_pass: bool = True) -> None:
+        """Decode and validate one message into the batch (`first_pass`: counted and seen by
+        the gap counter; a batch prepared again one by one is neither)."""
         index = len(batch.messages)
         batch.messages.append(message)
-        if message.dup:
+        if message.dup and first_pass:
             self.metrics.redelivered.inc()
         try:
             device_id, channel = self.topics.parse(message.topic)
@@ -261,7 +282,7 @@ class Pipeline:
                 now_s=message.received_ms / 1000.0,  # SenML relative times count from arrival
                 blocks=self.columnar,
             )
-            if self.gaps is not None:  # before validation: a dead-lettered reading is no gap
+            if self.gaps is not None and first_pass:  # before validation: a dead letter is no gap
                 if isinstance(decoded, list):
                     self.gaps.observe_records(device_id, decoded)
                 elif decoded.seq is not None:
@@ -278,6 +299,9 @@ class Pipeline:
                 readings = valid
         except RejectedError as exc:
             batch.rejections.append(Rejection(message, exc.reason, exc.detail))
+            return
+        except Exception as exc:  # a bug of ours: this message is set aside, the batch goes on
+            batch.rejections.append(self._internal_error(message, "decoding and validating", exc))
             return
         batch.readings.extend(readings)
         if len(readings) == 1:
@@ -298,11 +322,69 @@ class Pipeline:
         except LineProtocolError as exc:
             raise RejectedError(RejectReason.BAD_SHAPE, str(exc)) from None
 
-    def prepare(self, batch: Batch) -> None:
-        """Run the reading stages and format the points of a collected batch."""
+    def _internal_error(self, message: Inbound, where: str, exc: BaseException) -> Rejection:
+        """The dead letter of a message an unexpected exception met: its last line, and where.
+        The full traceback is logged at most once a minute (a flood of one poison message must
+        not flood the log); the metric counts every one."""
+        last_line = traceback.format_exception_only(exc)[-1].strip()
+        detail = f"{last_line} (while {where})"
+        now = time.monotonic()
+        if now - self._last_traceback_at >= 60.0:
+            self._last_traceback_at = now
+            log.error(
+                "internal error on %s, dead-lettered: %s", message.topic[:200], detail, exc_info=exc
+            )
+        return Rejection(message, RejectReason.INTERNAL_ERROR, detail)
+
+    def _run_stages(self, batch: Batch) -> None:
         reading_set = ReadingSet(batch.readings, batch.owners, batch.blocks)
         for stage in self.stages:
-            stage.process_set(reading_set)
+            try:
+                stage.process_set(reading_set)
+            except Exception as exc:
+                raise _StageError(stage.name) from exc
+
+    def _prepare_one_by_one(self, batch: Batch, failed_stage: str) -> None:
+        """Prepare the batch again, one message at a time from its payloads; a message the
+        stages raise on becomes an `internal_error` dead letter, the others go on as usual."""
+        log.warning(
+            "reading stage %s raised on a batch of %d messages: preparing them one by one",
+            failed_stage,
+            len(batch.messages),
+        )
+        rebuilt = Batch(opened_at=batch.opened_at)
+        for index, message in enumerate(batch.messages):
+            one = Batch()
+            self._accept(one, message, first_pass=False)
+            if not one.rejections:
+                try:
+                    self._run_stages(one)
+                except _StageError as exc:
+                    cause = exc.__cause__ or exc
+                    one.rejections.append(
+                        self._internal_error(message, f"in reading stage {exc.stage}", cause)
+                    )
+            rebuilt.messages.append(message)
+            rebuilt.rejections.extend(one.rejections)
+            if one.rejections:
+                continue
+            rebuilt.readings.extend(one.readings)
+            rebuilt.owners.extend([index] * len(one.readings))
+            for block in one.blocks:
+                block.owner = index
+                rebuilt.blocks.append(block)
+                rebuilt.block_rows += len(block)
+            rebuilt.status_lines.extend((line, index) for line, _ in one.status_lines)
+        batch.readings, batch.owners = rebuilt.readings, rebuilt.owners
+        batch.blocks, batch.block_rows = rebuilt.blocks, rebuilt.block_rows
+        batch.status_lines, batch.rejections = rebuilt.status_lines, rebuilt.rejections
+
+    def prepare(self, batch: Batch) -> None:
+        """Run the reading stages and format the points of a collected batch."""
+        try:
+            self._run_stages(batch)
+        except _StageError as exc:
+            self._prepare_one_by_one(batch, exc.stage)
         batch.newest_ts_ms = newest_device_ts_ms(batch.readings, batch.blocks)
         failed: set[int] = set()
         lines = batch.lines
@@ -318,7 +400,7 @@ class Pipeline:
                 done = upto
             try:
                 block_lines = self.formatter.block_lines(block)
-            except LineProtocolError:
+            except Exception:  # LineProtocolError, or a bug the row path will name
                 # Let the row path find the failing row, so the dead letter says what it would.
                 rows = block.to_readings()
                 self._format_rows(batch, rows, [block.owner] * len(rows), failed)
@@ -345,6 +427,13 @@ class Pipeline:
                     failed.add(owner)
                     batch.rejections.append(
                         Rejection(batch.messages[owner], RejectReason.STORAGE_REJECTED, str(exc))
+                    )
+                continue
+            except Exception as exc:  # a bug of ours: this message is set aside
+                if owner not in failed:
+                    failed.add(owner)
+                    batch.rejections.append(
+                        self._internal_error(batch.messages[owner], "formatting points", exc)
                     )
                 continue
             line_owners.append(owner)

@@ -7,10 +7,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+import numpy as np
 import orjson
 
 from devices.catalog import default_catalog
-from ingest.model import Inbound, Rejection, RejectReason
+from ingest.model import Inbound, ReadingSet, Rejection, RejectReason
 from ingest.pipeline import Pipeline
 from ingest.sink import LineRejection, SinkStoppedError
 from ingest.validate import Validator
@@ -181,3 +182,93 @@ def test_packs_of_many_readings_fill_batches_without_overflowing_them() -> None:
     assert source.acked == list(range(1, 21))
     assert len(sink.lines) == 200 and not dead.stored
     assert sizes == [30] * 6 + [20]  # three packs fill a batch of 25; never more than one over
+
+
+class RaisesOnLevel:
+    """A reading stage with a bug: it raises on any batch holding a reading of `level_cm`
+    equal to `poison` — the way a real bug would take a whole batch down."""
+
+    name = "buggy-stage"
+
+    def __init__(self, poison: float) -> None:
+        self.poison = poison
+        self.seen = 0
+
+    def process_set(self, batch: ReadingSet) -> None:
+        self.seen += 1
+        rows = [r.fields.get("level_cm") for r in batch.readings]
+        cols = [v for b in batch.blocks for v in b.fields.get("level_cm", np.empty(0)).tolist()]
+        if self.poison in rows + cols:
+            raise ZeroDivisionError(f"cannot handle level_cm={self.poison}")
+
+
+def test_a_stage_that_raises_on_one_message_dead_letters_only_that_message() -> None:
+    pack = [{"bn": "wl-2:", "bt": NOW / 1000 - 60, "n": "level_cm", "v": 13.0}] + [
+        {"n": "level_cm", "t": t, "v": 20.0 + t} for t in range(1, 5)
+    ]
+    messages = [
+        message(1, {"ts": NOW, "seq": 1, "level_cm": 1}),
+        message(2, {"ts": NOW, "seq": 2, "level_cm": 13}),  # the poison, as a row
+        message(3, {"ts": NOW, "seq": 3, "level_cm": 3}, device="wl-3"),
+        message(4, pack, device="wl-2"),  # the poison in a columnar block
+        message(5, b"offline"),
+        message(6, b"{oops"),
+    ]
+    messages[4].topic = "pantau/devices/wl-1/status"
+    pipeline, source, sink, dead, _ = make(messages)
+    pipeline.stages = [RaisesOnLevel(13.0)]
+    pipeline.run_once(idle_wait_s=0)
+    assert sorted((r.message.mid, r.reason) for r in dead.stored) == [
+        (2, RejectReason.INTERNAL_ERROR),
+        (4, RejectReason.INTERNAL_ERROR),
+        (6, RejectReason.BAD_JSON),
+    ]
+    [internal, _] = [r for r in dead.stored if r.reason is RejectReason.INTERNAL_ERROR]
+    assert internal.detail.startswith("ZeroDivisionError: cannot handle level_cm=13.0")
+    assert "reading stage buggy-stage" in internal.detail  # which stage
+    # the rest of the batch goes on: two readings and the status written, all acked in order
+    assert len(sink.lines) == 3
+    assert sorted(line.split(",")[0] for line in sink.lines) == [
+        "device_status",
+        "water_level",
+        "water_level",
+    ]
+    assert source.acked == [1, 2, 3, 4, 5, 6]
+    assert (
+        pipeline.metrics.registry.get_sample_value(
+            "pantau_ingest_messages_rejected_total", {"reason": "internal_error"}
+        )
+        == 2
+    )
+
+
+def test_an_unexpected_error_in_decoding_or_validating_dead_letters_that_message() -> None:
+    messages = [message(i, {"ts": NOW, "level_cm": i}, device=f"wl-{i}") for i in range(1, 5)]
+    pipeline, source, sink, dead, _ = make(messages)
+    infer = pipeline.validator.kind_resolver
+
+    def resolver_with_a_bug(device_id: str, names: set[str]) -> str:
+        if device_id == "wl-3":
+            raise KeyError("wl-3")
+        return infer(device_id, names)
+
+    pipeline.validator.kind_resolver = resolver_with_a_bug
+    pipeline.run_once(idle_wait_s=0)
+    assert [(r.message.mid, r.reason) for r in dead.stored] == [(3, RejectReason.INTERNAL_ERROR)]
+    assert dead.stored[0].detail.startswith("KeyError: 'wl-3'")
+    assert len(sink.lines) == 3 and source.acked == [1, 2, 3, 4]
+
+
+def test_a_deeply_nested_payload_in_a_batch_costs_only_itself() -> None:
+    """The issue's poison message: 5,000 nested objects, under the size limit."""
+    poison = b'{"a":' * 5000 + b"1" + b"}" * 5000
+    messages = [
+        message(1, {"ts": NOW, "level_cm": 1}),
+        message(2, poison),
+        message(3, {"ts": NOW, "level_cm": 3}, device="wl-3"),
+    ]
+    pipeline, source, sink, dead, _ = make(messages)
+    pipeline.max_payload_bytes = 64 * 1024
+    pipeline.run_once(idle_wait_s=0)
+    assert [(r.message.mid, r.reason) for r in dead.stored] == [(2, RejectReason.BAD_JSON)]
+    assert len(sink.lines) == 2 and source.acked == [1, 2, 3]
