@@ -46,6 +46,7 @@ _FAST_RECORD_KEYS = frozenset({"n", "u", "v", "t"})
 _FAST_HEAD_KEYS = _FAST_RECORD_KEYS | _SENML_BASE_KEYS
 _NUMBER_TYPES = frozenset({int, float})
 _MAX_TIME_S = 9.0e15  # |seconds| * 1000 stays inside int64
+_MAX_TIME_MS = 9.0e18  # epoch ms inside int64 (the InfluxDB timestamp)
 
 
 def parse_timestamp_ms(value: object) -> int:
@@ -58,6 +59,8 @@ def parse_timestamp_ms(value: object) -> int:
             raise RejectedError(RejectReason.BAD_TIMESTAMP, "timestamp is not finite")
         if abs(number) < SECONDS_BELOW:
             return round(number * 1000.0)
+        if abs(number) >= _MAX_TIME_MS:
+            raise RejectedError(RejectReason.BAD_TIMESTAMP, f"timestamp {number:g} out of range")
         return round(number)
     if isinstance(value, str):
         text = value.strip()
@@ -203,6 +206,8 @@ def decode_senml(data: Any, now_s: float) -> list[Record]:
         t = base_time + t
         if -_SENML_RELATIVE_BELOW < t < _SENML_RELATIVE_BELOW:
             t = now_s + t
+        if not -_MAX_TIME_S < t < _MAX_TIME_S:  # also two finite halves adding up to infinity
+            raise RejectedError(RejectReason.BAD_TIMESTAMP, f"SenML time {t:g} s out of range")
         ts_ms = round(t * 1000.0)
         record = by_time.get(ts_ms)
         if record is None:
@@ -215,6 +220,8 @@ def decode_senml(data: Any, now_s: float) -> list[Record]:
             raise RejectedError(RejectReason.BAD_SENML, f"{field} given twice for one time")
         else:
             record.values[field] = value
+    if not by_time:
+        raise RejectedError(RejectReason.EMPTY, "SenML pack without a record that has a value")
     return list(by_time.values())
 
 

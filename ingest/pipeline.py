@@ -45,6 +45,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import orjson
+
 from ingest.decode import decode_message
 from ingest.lag import SeqGapCounter, newest_device_ts_ms
 from ingest.lineprotocol import LineProtocolError, format_point
@@ -310,9 +312,16 @@ class Pipeline:
             batch.owners.extend([index] * len(readings))
 
     def _status_line(self, device_id: str, message: Inbound) -> str:
-        text = message.payload[:64].decode("utf-8", "replace").strip().strip('"').lower()
-        if text.startswith("{"):
-            text = text.split('"status"', 1)[-1].split('"')[1] if '"status"' in text else ""
+        """`online` / `offline`, bare, as a JSON string, or as `{"status": "..."}`."""
+        payload = message.payload
+        text = payload[:64].decode("utf-8", "replace").strip().strip('"').lower()
+        if text.startswith("{") and len(payload) <= 1024:
+            try:
+                document = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                document = None
+            state = document.get("status") if isinstance(document, dict) else None
+            text = state.strip().lower() if isinstance(state, str) else ""
         if text not in STATUS_VALUES:
             raise RejectedError(RejectReason.BAD_SHAPE, "status must be online or offline")
         try:

@@ -102,6 +102,25 @@ def test_seconds_and_milliseconds_are_told_apart(seconds: int) -> None:
         (b'[{"n": "x"}]', "application/senml+json", RejectReason.BAD_SENML),
         (b'{"n": "x", "v": 1}', "application/senml+json", RejectReason.BAD_SENML),
         (b'[{"n": "x", "v": 1, "zz": 2}]', "application/senml+json", RejectReason.BAD_SENML),
+        (b'{"ts": 1e300, "level_cm": 1}', None, RejectReason.BAD_TIMESTAMP),
+        (b'{"ts": -18446744073709551615, "level_cm": 1}', None, RejectReason.BAD_TIMESTAMP),
+        # two finite SenML times adding up to infinity (an OverflowError before)
+        (
+            b'[{"bt": 1.7e308, "n": "level_cm", "v": 1, "t": 1.7e308}]',
+            "application/senml+json",
+            RejectReason.BAD_TIMESTAMP,
+        ),
+        (
+            b'[{"bt": 1.7e308, "n": "level_cm", "v": 1}, {"n": "level_cm", "v": 1, "t": 1.7e308}]',
+            None,
+            RejectReason.BAD_TIMESTAMP,
+        ),
+        # found by `make fuzz`: base fields only, so no record with a value
+        (
+            b'[{"bn": "wl-1:", "bt": 1794999000, "t": 2}]',
+            "application/senml+json",
+            RejectReason.EMPTY,
+        ),
     ],
 )
 def test_malformed_payloads_are_rejected_with_a_reason(

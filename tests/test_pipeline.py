@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import orjson
+import pytest
 
 from devices.catalog import default_catalog
 from ingest.model import Inbound, ReadingSet, Rejection, RejectReason
@@ -162,6 +163,34 @@ def test_status_messages_are_stored_and_bad_ones_rejected() -> None:
     assert sink.lines == [f'device_status,device_id=wl-1 state="offline" {NOW}']
     assert [r.message.mid for r in dead.stored] == [2]
     assert source.acked == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("payload", "state"),
+    [
+        (b"online", "online"),
+        (b'"OFFLINE"', "offline"),
+        (b'{"status": "offline", "reason": "battery"}', "offline"),
+        (b'{"status"}', None),  # found by `make fuzz`: an IndexError in the status parser
+        (b'{"status": 1}', None),
+        (b'{"status": "', None),
+        (b'{"other": "online"}', None),
+        (b"[]", None),
+    ],
+)
+def test_status_payloads(payload: bytes, state: str | None) -> None:
+    status = Inbound(
+        topic="pantau/devices/wl-1/status", payload=payload, mid=1, qos=1, received_ms=NOW
+    )
+    pipeline, source, sink, dead, _ = make([status])
+    pipeline.run_once(idle_wait_s=0)
+    if state is None:
+        assert [(r.message.mid, r.reason) for r in dead.stored] == [(1, RejectReason.BAD_SHAPE)]
+        assert sink.lines == []
+    else:
+        assert sink.lines == [f'device_status,device_id=wl-1 state="{state}" {NOW}']
+        assert dead.stored == []
+    assert source.acked == [1]
 
 
 def test_packs_of_many_readings_fill_batches_without_overflowing_them() -> None:
