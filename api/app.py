@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.deps import AppServices
+from api.guards import BodySizeLimit, validation_error_answer
 from api.routes import dead_letters, devices, health, readings, users
 from devices.catalog import default_catalog
 from devices.registry import Registry
@@ -55,6 +57,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "alerts, admin manages people and may do everything.",
         lifespan=lifespan,
     )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api.max_body_bytes)
+    app.add_exception_handler(RequestValidationError, validation_error_answer)
     app.include_router(health.router)
     app.include_router(readings.router)
     app.include_router(dead_letters.router)

@@ -52,9 +52,17 @@ def import_command(
     from rich.progress import Progress
     from rich.table import Table
 
+    from devices.registry import check_import_header
+    from pantau.errors import RefusedError
+
     _, registry = _registry()
     text = path.read_text(encoding="utf-8-sig")
-    rows = max(0, sum(1 for _ in csv.reader(io.StringIO(text))) - 1)
+    try:
+        check_import_header(next(csv.reader(io.StringIO(text)), []))
+        rows = max(0, sum(1 for _ in csv.reader(io.StringIO(text))) - 1)
+    except (RefusedError, csv.Error) as exc:
+        typer.echo(f"{path}: {exc}", err=True)
+        raise typer.Exit(2) from None
     console = Console(stderr=True)
     with Progress(console=console, transient=False) as progress:
         task = progress.add_task(f"importing {path.name}", total=rows)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -68,6 +68,29 @@ class BrokerAccount:
     username: str
     password_hash: str
     service_role: ServiceRole | None  # None: a device, limited to its own topics
+
+
+def check_import_header(header: Sequence[str]) -> None:
+    """Refuse a CSV whose first line is not a header of `CSV_COLUMNS` with id, kind and name:
+    a garbage first line would otherwise make every row an error, or a repeated column
+    would silently keep only its last value."""
+    missing = [c for c in ("id", "kind", "name") if c not in header]
+    unknown = [c for c in header if c not in CSV_COLUMNS]
+    repeated = sorted({c for c in header if list(header).count(c) > 1})
+    problems = []
+    if missing:
+        problems.append(f"missing columns: {', '.join(missing)}")
+    if unknown:
+        shown = ", ".join(repr(c[:40]) if not c.isprintable() else c[:40] for c in unknown[:10])
+        problems.append(f"unknown columns: {shown}")
+    if repeated:
+        problems.append(f"repeated columns: {', '.join(repeated)}")
+    if problems:
+        raise RefusedError(
+            f"header: {'; '.join(problems)}; the first line must name the columns, of "
+            f"{', '.join(CSV_COLUMNS)} (id, kind and name required)",
+            "header",
+        )
 
 
 class Registry:
@@ -310,24 +333,32 @@ class Registry:
         """Create (or update) one device per CSV row; each bad row is reported, none stop it.
 
         Columns as `CSV_COLUMNS` (`id`, `kind`, `name` required); `thresholds` is JSON. New
-        devices' passwords are returned in the report, once.
+        devices' passwords are returned in the report, once. A header that is not one raises
+        `RefusedError` (field `header`) before any row is touched.
         """
         report = ImportReport(created=[], updated=[], errors=[])
         reader = csv.DictReader(io.StringIO(text))
-        header = reader.fieldnames or []
-        unknown = [c for c in header if c not in CSV_COLUMNS]
-        missing = [c for c in ("id", "kind", "name") if c not in header]
-        if unknown or missing:
-            problems = []
-            if missing:
-                problems.append(f"missing columns: {', '.join(missing)}")
-            if unknown:
-                problems.append(f"unknown columns: {', '.join(c[:40] for c in unknown)}")
-            report.errors.append(ImportRowError(line=1, device_id=None, errors=problems))
-            return report
-        for row in reader:
+        try:
+            header = reader.fieldnames or []
+        except csv.Error as exc:
+            raise RefusedError(f"header: unreadable CSV ({exc})", "header") from None
+        check_import_header(header)
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:  # e.g. a field over the csv module's limit
+                report.errors.append(
+                    ImportRowError(
+                        line=reader.line_num,
+                        device_id=None,
+                        errors=[f"unreadable CSV, import stopped here: {exc}"],
+                    )
+                )
+                break
             line = reader.line_num
-            device_id = (row.get("id") or "").strip() or None
+            device_id = (row.get("id") or "").strip()[:64] or None
             try:
                 self._import_row(row, update_existing, report)
             except RefusedError as exc:

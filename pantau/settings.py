@@ -186,6 +186,14 @@ class ApiSettings(BaseModel):
     readings_max_rows: Annotated[
         int, Field(ge=1, description="Most rows one readings query returns.")
     ] = 10000
+    max_body_bytes: Annotated[
+        int,
+        Field(
+            ge=1024,
+            description="Larger request bodies are refused with 413, bytes (the largest "
+            "legitimate one is a CSV import).",
+        ),
+    ] = 5 * 1024 * 1024
 
 
 class IngestSettings(BaseModel):

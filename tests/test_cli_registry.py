@@ -74,3 +74,12 @@ def test_import_reports_bad_rows_and_export_round_trips(
     result = runner.invoke(app, ["broker", "render", str(tmp_path / "auth")])
     assert result.exit_code == 0 and "allow_anonymous false" in result.stdout
     assert (tmp_path / "auth" / "passwords").read_text().count(":$7$101$") == 2
+
+
+def test_import_of_a_file_without_a_header_says_so(env: dict[str, str], tmp_path: Path) -> None:
+    source = tmp_path / "no-header.csv"
+    source.write_text("wl-1,water_level,One\nwl-2,water_level,Two\n")
+    result = CliRunner().invoke(app, ["devices", "import", str(source)])
+    assert result.exit_code == 2, result.output
+    assert "header: missing columns: id, kind, name" in result.output
+    assert "Traceback" not in result.output

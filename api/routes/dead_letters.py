@@ -6,7 +6,7 @@ import base64
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, Field
 
 from api.deps import ServicesDep, require
@@ -14,6 +14,10 @@ from ingest.dead_letters import DeadLetter
 from ingest.model import RejectReason
 from pantau.mqtt_publish import WindowedPublisher
 from people.models import Role
+
+# Ids are 64-bit: a larger number is a bad request, not a database overflow (a 500).
+MAX_ID = 2**63 - 1
+DeadLetterIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="A dead letter's id")]
 
 router = APIRouter(
     prefix="/dead-letters", tags=["dead letters"], dependencies=[require(Role.VIEWER)]
@@ -62,7 +66,9 @@ def list_dead_letters(
     device_id: Annotated[str | None, Query(max_length=128)] = None,
     reason: Annotated[RejectReason | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before_id: Annotated[int | None, Query(ge=1, description="Page: ids below this")] = None,
+    before_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Page: ids below this")
+    ] = None,
 ) -> list[DeadLetterOut]:
     letters = services.dead_letters.list(
         device_id=device_id,
@@ -93,7 +99,7 @@ replay_router = APIRouter(
     "pipeline again; if it is still bad, a new dead letter records why. Payloads that were "
     "stored truncated cannot be replayed (409).",
 )
-def replay_dead_letter(services: ServicesDep, dead_letter_id: int) -> ReplayOut:
+def replay_dead_letter(services: ServicesDep, dead_letter_id: DeadLetterIdPath) -> ReplayOut:
     letter = services.dead_letters.get(dead_letter_id)
     if letter is None:
         raise HTTPException(404, f"no dead letter {dead_letter_id}")
@@ -130,7 +136,7 @@ def replay_dead_letter(services: ServicesDep, dead_letter_id: int) -> ReplayOut:
 
 
 @router.get("/{dead_letter_id}", response_model=DeadLetterOut)
-def get_dead_letter(services: ServicesDep, dead_letter_id: int) -> DeadLetterOut:
+def get_dead_letter(services: ServicesDep, dead_letter_id: DeadLetterIdPath) -> DeadLetterOut:
     letter = services.dead_letters.get(dead_letter_id)
     if letter is None:
         raise HTTPException(404, f"no dead letter {dead_letter_id}")
