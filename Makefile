@@ -4,9 +4,11 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+FUZZ_STAMP := $(VENV)/.fuzz-installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+FUZZ_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench deps venv env-example clean
+.PHONY: run test lint bench fuzz deps venv fuzz-venv env-example clean
 
 run: deps venv ## Start Mosquitto, InfluxDB, the ingester, the API and the simulators
 	$(BIN)/pantau up
@@ -22,6 +24,16 @@ lint: venv ## ruff, mypy and the import-layer contracts
 
 bench: deps venv ## Benchmarks; JSON results in bench/results/
 	$(BIN)/python -m bench
+
+fuzz: deps venv fuzz-venv ## Fuzz the decoders (libFuzzer, 100,000 cases each) and the API (no 5xx)
+	$(BIN)/python -m fuzz $(FUZZ_ARGS)
+
+fuzz-venv: $(FUZZ_STAMP)
+
+$(FUZZ_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,fuzz]'
+	@rm -f $(VENV)/.fuzz-installed-*
+	@touch $@
 
 deps: ## Debian packages (mosquitto, influxdb) when missing
 	@scripts/debian-packages.sh

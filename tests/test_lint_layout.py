@@ -16,6 +16,7 @@ PACKAGES = [
     "api",
     "stack",
     "bench",
+    "fuzz",
 ]
 
 
