@@ -107,6 +107,11 @@ class BrokerStats(Collector):
     def dropped(self) -> float | None:
         return self.value("$SYS/broker/publish/messages/dropped")
 
+    @property
+    def stored(self) -> float | None:
+        """Messages the broker holds: queued for sessions, in flight, retained."""
+        return self.value("$SYS/broker/store/messages/count")
+
     # -- paho callbacks (its network thread) ----------------------------------------------------
     def _on_connect(
         self,

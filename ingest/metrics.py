@@ -55,15 +55,23 @@ class IngestMetrics:
         self.influx_up = Gauge(
             "pantau_ingest_influx_up", "1 when InfluxDB accepts writes", registry=r
         )
-        # Overload signals (ingest/lag.py); the broker's own counters are in broker_stats.py.
+        # Health signals (ingest/lag.py); the broker's own counters are in broker_stats.py.
         self.seq_gaps = Counter(
             "pantau_ingest_seq_gaps",
-            "Readings missing from the devices' sequence numbers (a seq jumped forward by more "
-            "than 1): lost before the ingester, e.g. dropped by a full broker queue",
+            "Readings missing from the devices' sequence numbers (a seq stepped forward by more "
+            "than 1 and the device's clock moved on enough to have taken them): lost before the "
+            "ingester, by a device or by a broker dropping",
+            registry=r,
+        )
+        self.seq_jumps = Counter(
+            "pantau_ingest_seq_jumps",
+            "Sequence jumps: a device's numbering restarted, or leapt further than its clock "
+            "explains (a new baseline; nothing counted as missing)",
             registry=r,
         )
         self.lag = Gauge(
             "pantau_ingest_lag_seconds",
-            "Write time minus the device timestamp of the newest reading of the last batch written",
+            "Commit time minus the arrival time at the ingester of the oldest message of the "
+            "last batch committed (0 when caught up and idle)",
             registry=r,
         )

@@ -26,9 +26,9 @@ broker redelivers it and the idempotent write absorbs the repeat. While the sink
 the committing thread waits, the queue fills, the preparing thread stops taking messages, and
 the broker's Receive Maximum stops sending: memory stays bounded.
 
-Overload signals (`ingest.lag`): every decoded message's sequence numbers pass a per-device
-gap counter in arrival order, and after each write the lag gauge is set to the write time
-minus the newest device timestamp of the batch.
+Health signals (`ingest.lag`): every decoded message's sequence numbers pass a per-device
+gap counter in arrival order (a device's gaps and jumps), and after each commit the lag gauge
+is set to the commit time minus the arrival time of the batch's oldest message.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from typing import Protocol
 import orjson
 
 from ingest.decode import decode_message
-from ingest.lag import SeqGapCounter, newest_device_ts_ms
+from ingest.lag import SeqGapCounter
 from ingest.lineprotocol import LineProtocolError, format_point
 from ingest.metrics import IngestMetrics
 from ingest.model import (
@@ -100,7 +100,6 @@ class Batch:
     lines: list[str] = field(default_factory=list)
     line_owners: list[int] = field(default_factory=list)
     opened_at: float = 0.0
-    newest_ts_ms: int | None = None  # newest device timestamp of its readings (for the lag)
 
     @property
     def points(self) -> int:
@@ -153,8 +152,10 @@ class Pipeline:
         self.metrics = metrics or IngestMetrics()
         self.stop = stop or threading.Event()
         # Off for members of a shared subscription: each sees only part of a device's stream.
-        self.gaps = SeqGapCounter(self.metrics.seq_gaps) if seq_gaps else None
-        self.lag_s: float | None = None  # of the last batch written
+        self.gaps = (
+            SeqGapCounter(self.metrics.seq_gaps, self.metrics.seq_jumps) if seq_gaps else None
+        )
+        self.lag_s: float | None = None  # of the last batch committed, from arrival
         self._ready: queue.Queue[Batch | object] = queue.Queue(maxsize=batches_in_flight)
         self.min_take = 128  # hand-overs smaller than this are a trickle
         self._carry: deque[Inbound] = deque()  # taken, but past a full batch: the next one
@@ -286,9 +287,9 @@ class Pipeline:
             )
             if self.gaps is not None and first_pass:  # before validation: a dead letter is no gap
                 if isinstance(decoded, list):
-                    self.gaps.observe_records(device_id, decoded)
+                    self.gaps.observe_records(device_id, decoded, message.received_ms)
                 elif decoded.seq is not None:
-                    self.gaps.observe_block(device_id, decoded.seq)
+                    self.gaps.observe_block(device_id, decoded.seq, decoded.ts_ms)
             if isinstance(decoded, list):
                 readings = self.validator.validate(device_id, decoded, message.received_ms)
             else:
@@ -394,7 +395,6 @@ class Pipeline:
             self._run_stages(batch)
         except _StageError as exc:
             self._prepare_one_by_one(batch, exc.stage)
-        batch.newest_ts_ms = newest_device_ts_ms(batch.readings, batch.blocks)
         failed: set[int] = set()
         lines = batch.lines
         line_owners = batch.line_owners
@@ -473,8 +473,10 @@ class Pipeline:
         self.committed += len(batch.messages)
         self.metrics.written.inc(written)
         self.metrics.acked.inc(acked)
-        if written and batch.newest_ts_ms is not None:
-            self.lag_s = time.time() - batch.newest_ts_ms / 1000
+        if batch.messages:
+            # From arrival at the ingester, never from the device's time: back-dated data
+            # (a replay) or a late device clock is no lag. The first message waited longest.
+            self.lag_s = max(0.0, time.time() - batch.messages[0].received_ms / 1000)
             self.metrics.lag.set(self.lag_s)
         for dead in batch.rejections:
             self.metrics.rejected.labels(dead.reason.value).inc()

@@ -16,7 +16,7 @@ from ingest.calibrate import CalibrationStage, DeviceTagStage
 from ingest.dead_letters import DeadLetterStore
 from ingest.detect import DetectionStage
 from ingest.health import HealthServer
-from ingest.lag import OverloadWatch
+from ingest.lag import GapReport, OverloadWatch
 from ingest.metrics import IngestMetrics
 from ingest.mqtt_source import MqttSource
 from ingest.pipeline import Pipeline, ReadingStage
@@ -97,8 +97,10 @@ class IngestService:
         )
         self.overload = OverloadWatch(
             lag_warn_s=settings.ingest.lag_warn_s,
+            backlog_warn_messages=settings.ingest.backlog_warn_messages,
             interval_s=settings.ingest.overload_log_interval_s,
         )
+        self.gap_report = GapReport(interval_s=settings.ingest.overload_log_interval_s)
         self.health: HealthServer | None = None
 
     def _stages(self, settings: Settings) -> list[ReadingStage]:
@@ -190,20 +192,22 @@ class IngestService:
 
     def _report(self) -> None:
         interval = self.settings.ingest.status_interval_s
-        last_received = last_written = last_events = 0
+        last_received = last_written = last_events = last_committed = 0
         while not self.stop.wait(interval):
             received = self.source.received
             written = self.pipeline.written
-            backlog = received - self.pipeline.committed
+            committed = self.pipeline.committed
+            backlog = received - committed
             self.metrics.backlog.set(backlog)
             if self.detector is not None:
                 events = self.detector.events_total
                 self.metrics.anomalies.inc(events - last_events)
                 last_events = events
-            gaps = self.pipeline.gaps.missing if self.pipeline.gaps is not None else 0
-            # The lag is measured at each write; between writes it is only news if a write
+            counter = self.pipeline.gaps
+            gaps = counter.missing if counter is not None else 0
+            # The lag is measured at each commit; between commits it is only news if one
             # happened since the last report.
-            lag_s = self.pipeline.lag_s if written > last_written else None
+            lag_s = self.pipeline.lag_s if committed > last_committed else None
             if received == last_received and backlog == 0:
                 # Caught up and nothing arriving: no reading waits, so no lag — not the lag of
                 # the last batch of a burst long over.
@@ -222,12 +226,15 @@ class IngestService:
                 "up" if self.source.connected else "down",
                 "up" if self.sink.healthy else "down",
             )
-            last_received, last_written = received, written
+            last_received, last_written, last_committed = received, written, committed
+            stored = self.broker_stats.stored if self.broker_stats is not None else None
             self.overload.check(
-                gaps=gaps,
                 dropped=self.broker_stats.dropped if self.broker_stats is not None else None,
+                backlog=backlog + (stored or 0),
                 lag_s=lag_s,
             )
+            if counter is not None:  # the devices' matter, reported apart from overload
+                self.gap_report.check(gaps=gaps, jumps=counter.jumps, devices=counter.take_recent())
 
     def request_stop(self, signum: int | None = None, frame: FrameType | None = None) -> None:
         self.stop.set()

@@ -247,16 +247,26 @@ class IngestSettings(BaseModel):
         float,
         Field(
             gt=0,
-            description="An ingest lag (write time minus the newest device timestamp written) "
-            "at least this long is logged as overload, seconds.",
+            description="An ingest lag (commit time minus the arrival time at the ingester of "
+            "the oldest message of a batch) at least this long is logged as overload, seconds.",
         ),
     ] = 60.0
+    backlog_warn_messages: Annotated[
+        int,
+        Field(
+            ge=1,
+            description="A backlog (messages stored by the broker plus those the ingester "
+            "received and has not committed) at least this large and still growing is logged "
+            "as overload, messages.",
+        ),
+    ] = 10_000
     overload_log_interval_s: Annotated[
         float,
         Field(
             gt=0,
-            description="Overload (sequence gaps or broker drops rising, lag past lag_warn_s) "
-            "is logged as a WARNING at most once per this interval, seconds.",
+            description="Overload (broker drops rising, the backlog growing past "
+            "backlog_warn_messages, lag past lag_warn_s) is logged as a WARNING, and the "
+            "devices' sequence gaps as an INFO line, at most once per this interval, seconds.",
         ),
     ] = 60.0
     require_registered_devices: Annotated[

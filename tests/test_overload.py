@@ -8,7 +8,8 @@ publisher processes publish as fast as the broker acknowledges. The broker queue
 the rest: acknowledged to the publisher, never delivered. The test holds, by sequence numbers:
 
 - the ingester's memory stays bounded while the broker drops;
-- `pantau_ingest_lag_seconds` shows the queueing (seconds, not milliseconds);
+- the backlog shows: the broker's stored messages reach its queue limit, and the lag (from
+  arrival at the ingester) stays short — the ingester holds little, the broker the rest;
 - missing (published-and-acknowledged minus stored) == the sequence gaps the ingester counted
   == the broker's dropped counter read over `$SYS` (see the tolerance below);
 - the overload WARNING was logged, and not more often than its interval allows.
@@ -94,11 +95,14 @@ def test_overload_at_ten_times_capacity_is_bounded_visible_counted_and_alerted(
             # While it floods: the ingester's memory and lag, and what it managed to store.
             rss: list[float] = []
             lags: list[float] = []
+            stored_counts: list[float] = []
             started = time.monotonic()
             while time.monotonic() - started < FLOOD_S:
                 time.sleep(0.5)
                 rss.append(rss_mb(ingester.pid))
-                lags.append(metrics(port).get("pantau_ingest_lag_seconds", 0.0))
+                sample = metrics(port)
+                lags.append(sample.get("pantau_ingest_lag_seconds", 0.0))
+                stored_counts.append(sample.get("pantau_broker_messages_stored", 0.0))
             stored_in_flood = metrics(port).get("pantau_ingest_readings_written_total", 0.0)
             outcomes = [results.get(timeout=90) for _ in floods]
             for process in floods:
@@ -157,7 +161,7 @@ def test_overload_at_ten_times_capacity_is_bounded_visible_counted_and_alerted(
         f"= {stored_in_flood / FLOOD_S:.0f}/s; stored={len(stored)} missing={missing} "
         f"seq_gaps={gaps:.0f} broker_dropped={dropped} "
         f"broker_received={final.get('pantau_broker_publish_received_total')}; "
-        f"lag max={max(lags):.1f}s; rss before={rss_before:.0f}MB "
+        f"lag max={max(lags):.1f}s broker stored max={max(stored_counts):.0f}; rss before={rss_before:.0f}MB "
         f"flood min/max={min(rss):.0f}/{max(rss):.0f}MB after={rss_after:.0f}MB; "
         f"warnings={len(warnings)}"
     )
@@ -178,8 +182,11 @@ def test_overload_at_ten_times_capacity_is_bounded_visible_counted_and_alerted(
     # read from a once-a-second snapshot; it has been exact in every run so far.
     assert gaps == missing, report
     assert dropped is not None and abs(dropped - missing) <= max(5, missing // 1000), report
-    # Lag visible: the queue ahead of the ingester is seconds long at its capacity.
-    assert max(lags) >= 5.0, report
+    # The backlog visible: the broker held its queue full for the ingester. The lag is
+    # measured from arrival, so it shows the ingester's own holding — a write or two — and
+    # not the broker's queue (MQTT tells no broker time), which shows as the stored count.
+    assert max(stored_counts) >= QUEUED / 2, report
+    assert WRITE_DELAY_S <= max(lags) < 60, report
     # Memory bounded: the broker holds the queue and drops past it; the ingester holds at most
     # its Receive Maximum. No growth during the flood beyond allocator noise.
     assert max(rss) < 300, report
