@@ -110,6 +110,139 @@ def export_command(
         typer.echo(f"{count} devices written to {output}", err=True)
 
 
+@devices_app.command("list")
+def list_command(
+    kind: str | None = typer.Option(None, "--kind", help="Only this kind of the catalog."),
+    district: str | None = typer.Option(None, "--district", help="Only this district."),
+    status: str | None = typer.Option(
+        None, "--status", help="Only active, maintenance or retired devices."
+    ),
+    text: str | None = typer.Option(None, "--search", "-q", help="Text in id, name, site."),
+    limit: int = typer.Option(1000, "--limit", min=1, max=100_000, help="At most this many."),
+) -> None:
+    """Devices of the registry, by id: kind, status, district, site, name, calibration."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from devices.models import DeviceStatus
+
+    statuses = [s.value for s in DeviceStatus]
+    if status is not None and status not in statuses:
+        typer.echo(f"--status: one of {', '.join(statuses)}", err=True)
+        raise typer.Exit(2)
+    _, registry = _registry()
+    if kind is not None and kind not in registry.catalog.kinds:
+        typer.echo(f"--kind: one of {', '.join(sorted(registry.catalog.kinds))}", err=True)
+        raise typer.Exit(2)
+    page = registry.list_devices(
+        kind=kind,
+        district=district,
+        status=DeviceStatus(status) if status else None,
+        q=text,
+        limit=limit,
+    )
+    table = Table("id", "kind", "status", "district", "site", "name", "calibration")
+    for device in page.items:
+        version = device.calibration_version
+        table.add_row(
+            device.id,
+            device.kind,
+            device.status.value,
+            device.district,
+            device.site,
+            device.name,
+            "-" if version is None else f"v{version}",
+        )
+    console = Console(width=200 if not sys.stdout.isatty() else None)
+    console.print(table)
+    shown = len(page.items)
+    more = f" (the first {shown}; --limit for more)" if page.total > shown else ""
+    typer.echo(f"{page.total} devices{more}", err=True)
+
+
+@devices_app.command("show")
+def show_command(device_id: str = typer.Argument(..., help="The device's id.")) -> None:
+    """One device, as JSON (the API's shape), without its secret."""
+    from pantau.errors import RefusedError
+
+    _, registry = _registry()
+    try:
+        device = registry.get_device(device_id)
+    except RefusedError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(device.model_dump_json(indent=2))
+
+
+@devices_app.command("add")
+def add_command(
+    device_id: str = typer.Argument(..., help="Lowercase slug, also its MQTT username."),
+    kind: str = typer.Option(..., "--kind", help="A kind of the catalog: water_level, ..."),
+    name: str = typer.Option(..., "--name", help="Human name."),
+    district: str = typer.Option("", "--district", help="Kecamatan (an InfluxDB tag)."),
+    site: str = typer.Option("", "--site", help="Where it is installed (an InfluxDB tag)."),
+    latitude: float | None = typer.Option(None, "--latitude", help="WGS 84 degrees."),
+    longitude: float | None = typer.Option(None, "--longitude", help="WGS 84 degrees."),
+    elevation_m: float | None = typer.Option(None, "--elevation-m", help="Metres a.s.l."),
+    interval_s: float | None = typer.Option(
+        None, "--interval-s", help="Expected seconds between readings (default: the kind's)."
+    ),
+    notes: str = typer.Option("", "--notes", help="Free text."),
+) -> None:
+    """Register a device and print its MQTT password (shown once; only a hash is stored)."""
+    from pydantic import ValidationError
+
+    from devices.schemas import DeviceCreate
+    from pantau.errors import RefusedError, error_messages
+
+    values: dict[str, object] = {
+        "id": device_id,
+        "kind": kind,
+        "name": name,
+        "district": district,
+        "site": site,
+        "notes": notes,
+    }
+    optional = {
+        "latitude": latitude,
+        "longitude": longitude,
+        "elevation_m": elevation_m,
+        "interval_s": interval_s,
+    }
+    values.update({key: value for key, value in optional.items() if value is not None})
+    try:
+        data = DeviceCreate.model_validate(values)
+    except ValidationError as exc:
+        typer.echo("; ".join(error_messages(exc)), err=True)
+        raise typer.Exit(2) from None
+    _, registry = _registry()
+    try:
+        device, password = registry.create_device(data)
+    except RefusedError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"registered {device.id} ({device.kind}); MQTT username {device.id}, password "
+        "(shown once):",
+        err=True,
+    )
+    typer.echo(password)
+
+
+@devices_app.command("retire")
+def retire_command(device_id: str = typer.Argument(..., help="The device's id.")) -> None:
+    """Retire a device: refused by the broker and the ingester from now on; history kept."""
+    from pantau.errors import RefusedError
+
+    _, registry = _registry()
+    try:
+        device = registry.retire_device(device_id)
+    except RefusedError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"retired {device.id}; its readings and history are kept")
+
+
 @devices_app.command("rotate")
 def rotate_command(device_id: str) -> None:
     """A new MQTT password for a device, printed once."""
@@ -189,10 +322,14 @@ def service_account_command(
     from devices.models import ServiceRole
     from pantau.errors import RefusedError
 
+    roles = [r.value for r in ServiceRole]
+    if role not in roles:
+        typer.echo(f"role: {role[:40]!r} is not one of {', '.join(roles)}", err=True)
+        raise typer.Exit(2)
     _, registry = _registry()
     try:
         password = registry.set_service_account(username, ServiceRole(role))
-    except (RefusedError, ValueError) as exc:
+    except RefusedError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     typer.echo(password)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +45,9 @@ from devices.schemas import (
 )
 from pantau.errors import DuplicateError, NotFoundError, RefusedError, error_messages
 from pantau.sql import as_utc, utcnow
+
+# A broker account of Pantau's own: an '_' somewhere, which no device id has (pantau/ids.py).
+SERVICE_ACCOUNT_NAME = re.compile(r"(?=[^_]*_)[A-Za-z0-9_-]{2,64}")
 
 CSV_COLUMNS = [
     "id",
@@ -447,8 +451,13 @@ class Registry:
 
     def set_service_account(self, username: str, role: ServiceRole) -> str:
         """Create or re-key a broker account of Pantau's own; returns its new password."""
-        if "_" not in username or not username.replace("_", "").replace("-", "").isalnum():
-            raise RefusedError("a service account name has letters, digits, '-' and an '_'")
+        if not SERVICE_ACCOUNT_NAME.fullmatch(username):
+            raise RefusedError(
+                f"service account name {username[:40]!r}: use 2-64 ASCII letters, digits, '-' "
+                "and '_', with at least one '_' (device ids have none, so a service can never "
+                "take a device's name), e.g. pantau_ingest",
+                "username",
+            )
         password = generate_password()
         with self._change() as session:
             account = session.get(MqttServiceAccount, username)

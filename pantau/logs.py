@@ -17,10 +17,15 @@ class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         when = datetime.fromtimestamp(record.created, self.tz).isoformat(timespec="milliseconds")
         message = record.getMessage()
+        # One line per record; a message of several lines (a child's log tail) keeps its first
+        # line there and the rest below it, indented like a traceback, not as one long repr.
+        first, _, rest = message.partition("\n")
         line = (
             f"{when} level={record.levelname.lower()} component={self.component} "
-            f"logger={record.name} msg={message!r}"
+            f"logger={record.name} msg={first!r}"
         )
+        if rest:
+            line += "".join(f"\n    {part}" for part in rest.splitlines())
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
@@ -32,5 +37,7 @@ def configure_logging(level: str, timezone: str, component: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "uvicorn.access"):
+    # alembic says 9 lines at every start ("setup plugin ...", "Context impl ..."): pantau.sql
+    # logs one line instead, and only when it really upgraded the schema.
+    for noisy in ("httpx", "httpcore", "uvicorn.access", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

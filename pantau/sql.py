@@ -7,6 +7,7 @@ covers them all. This module knows none of those tables: it is the floor they st
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from typing import Any
 from sqlalchemy import BigInteger, Engine, Integer, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase
+
+log = logging.getLogger(__name__)
 
 metadata = MetaData(
     naming_convention={
@@ -94,7 +97,17 @@ def migrate(engine_or_url: Engine | str, revision: str = "head") -> None:
             if connection.dialect.name == "postgresql":
                 connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK_KEY})")
             config.attributes["connection"] = connection
+            before = _schema_revision(connection)
             command.upgrade(config, revision)
+            after = _schema_revision(connection)
+        if after != before:
+            log.info("SQL schema upgraded from %s to %s", before or "nothing", after)
     finally:
         if isinstance(engine_or_url, str):
             engine.dispose()
+
+
+def _schema_revision(connection: Any) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()

@@ -24,6 +24,24 @@ app.add_typer(settings_app, name="settings")
 db_app = typer.Typer(help="The SQL schema and its migrations.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from pantau import __version__
+
+        typer.echo(f"pantau {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Pantau: IoT sensor ingestion and monitoring for Luwu Timur."""
+
+
 register_up(app)
 register_ingest(app)
 register_detect(app)

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import sys
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import TextIO
 
 import httpx
 
@@ -38,11 +41,15 @@ from devices.models import ServiceRole
 from devices.registry import Registry
 from pantau.servers.influxdb import InfluxServer
 from pantau.servers.mosquitto import MosquittoServer
-from pantau.servers.process import ManagedProcess, wait_until
+from pantau.servers.process import ManagedProcess, port_free, wait_until
 from pantau.settings import Settings, settings_to_env
 from pantau.sql import make_engine, migrate
 
 log = logging.getLogger(__name__)
+
+
+class StackError(Exception):
+    """The stack cannot start, for a reason that fits in one line."""
 
 
 class LocalStack:
@@ -64,11 +71,48 @@ class LocalStack:
         )
         self.auth_sync: BrokerAuthSync | None = None
         self.mqtt_credentials: dict[str, tuple[str, str]] = {}  # child name → (user, password)
+        self.follower: LogFollower | None = None
 
     @property
     def broker_auth(self) -> bool:
         """The stack runs its own broker with access control from the registry."""
         return self.settings.mqtt.auth and not self.settings.mqtt_is_external()
+
+    def ports_to_bind(self) -> list[tuple[str, int, str]]:
+        """(host, port, what) of every port the stack's own processes will listen on."""
+        stack, ports = self.settings.stack, []
+        if not self.settings.mqtt_is_external():
+            ports.append(
+                ("127.0.0.1", stack.mosquitto_port, "Mosquitto, PANTAU_STACK__MOSQUITTO_PORT")
+            )
+        if not self.settings.influx_is_external():
+            ports.append(("127.0.0.1", stack.influx_port, "InfluxDB, PANTAU_STACK__INFLUX_PORT"))
+            ports.append(
+                (
+                    "127.0.0.1",
+                    stack.influx_rpc_port,
+                    "InfluxDB's RPC, PANTAU_STACK__INFLUX_RPC_PORT",
+                )
+            )
+        ports.append((self.settings.api.host, self.settings.api.port, "the API, PANTAU_API__PORT"))
+        if self.settings.ingest.metrics_port:
+            ports.append(
+                (
+                    "127.0.0.1",
+                    self.settings.ingest.metrics_port,
+                    "the ingester's metrics, PANTAU_INGEST__METRICS_PORT",
+                )
+            )
+        return ports
+
+    def check_ports(self) -> None:
+        """Refuse to start, in one line, when a port the stack needs is taken."""
+        for host, port, what in self.ports_to_bind():
+            if not port_free(host, port):
+                raise StackError(
+                    f"port {port} on {host} is in use ({what}): stop what listens there "
+                    f"or set another port"
+                )
 
     def prepare_registry(self) -> None:
         """Migrate, register the simulated devices, make service accounts, render the files."""
@@ -146,6 +190,8 @@ class LocalStack:
         self.apps = [ingest, api]
         if self.simulators:
             self.apps.append(self._pantau("simulate", "--devices", str(self.simulator_devices)))
+        # From the files' ends before the children start: their earlier runs are not news.
+        self.follower = LogFollower([p.log_path for p in self.apps])
         for proc in self.apps:
             proc.start()
         api_url = f"http://{self.settings.api.host}:{self.settings.api.port}"
@@ -177,11 +223,14 @@ class LocalStack:
         signal.signal(signal.SIGTERM, on_signal)
         code = 0
         try:
+            self.check_ports()
             self.prepare_registry()
             self.start_services()
             self.start_apps()
+            follower = self.follower
+            assert follower is not None
+            follower.pump()
             log.info("stack up; logs in %s; Ctrl-C stops everything", self.var_dir / "log")
-            follower = LogFollower([p.log_path for p in self.apps])
             while not self.stop_event.wait(1.0):
                 follower.pump()
                 dead = [p for p in self.apps if not p.running]
@@ -192,23 +241,40 @@ class LocalStack:
                         )
                     code = 1
                     break
+        except StackError as exc:
+            log.error("%s", exc)
+            code = 1
         except Exception as exc:
             log.error("stack failed: %s", exc)
             code = 1
         finally:
+            if self.follower is not None:
+                self.follower.pump()
             log.info("stopping the stack")
             self.stop()
+            if self.follower is not None:
+                self.follower.pump()  # the children's last words (counts at shutdown)
             log.info("stopped")
         return code
 
 
 class LogFollower:
-    """Echoes new lines of the children's logs to our stderr, so `make run` shows progress."""
+    """Echoes new lines of the children's logs to our stderr, so `make run` shows progress.
 
-    def __init__(self, paths: list[Path]) -> None:
-        self.offsets = {path: 0 for path in paths}
+    Only what the children write from now on: a log file of an earlier run (the files are
+    appended to) is not printed again. Each pump merges the new records of every file by
+    their timestamps, so the children's lines come out in the order they happened, not file
+    by file; a record's continuation lines (a traceback) stay with it.
+    """
 
-    def pump(self) -> None:
+    def __init__(self, paths: list[Path], out: TextIO | None = None) -> None:
+        self.out = out
+        self.offsets = {path: _size(path) for path in paths}
+        self.last_time: dict[Path, str] = {}  # of each file's latest record, for its tail
+
+    def pump(self) -> int:
+        """Print what was appended since the last pump; returns the number of records."""
+        records: list[tuple[str, int, list[str]]] = []  # (UTC time, order read, lines)
         for path, offset in self.offsets.items():
             try:
                 with path.open("rb") as handle:
@@ -216,13 +282,44 @@ class LogFollower:
                     data = handle.read()
             except OSError:
                 continue
-            if not data:
-                continue
             complete = data.rfind(b"\n") + 1
-            if complete:
-                sys.stderr.write(data[:complete].decode("utf-8", "replace"))
-                sys.stderr.flush()
-                self.offsets[path] = offset + complete
+            if not complete:
+                continue
+            self.offsets[path] = offset + complete
+            current: list[str] | None = None
+            for line in data[:complete].decode("utf-8", "replace").splitlines(keepends=True):
+                match = _TIMESTAMP.match(line)
+                if match is None and current is not None:
+                    current.append(line)  # a continuation line: a traceback, a log tail
+                    continue
+                if match is not None:
+                    self.last_time[path] = _utc_key(match.group(0))
+                current = [line]
+                records.append((self.last_time.get(path, ""), len(records), current))
+        if records:
+            out = self.out or sys.stderr
+            ordered = sorted(records, key=lambda record: record[:2])
+            out.write("".join(line for _, _, lines in ordered for line in lines))
+            out.flush()
+        return len(records)
+
+
+_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)")
+
+
+def _utc_key(stamp: str) -> str:
+    """A sortable UTC form of a log timestamp (children may log in different zones)."""
+    try:
+        return datetime.fromisoformat(stamp).astimezone(UTC).isoformat(timespec="microseconds")
+    except ValueError:
+        return stamp
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _http_ok(url: str) -> bool:

@@ -161,7 +161,8 @@ def test_overload_at_ten_times_capacity_is_bounded_visible_counted_and_alerted(
         f"= {stored_in_flood / FLOOD_S:.0f}/s; stored={len(stored)} missing={missing} "
         f"seq_gaps={gaps:.0f} broker_dropped={dropped} "
         f"broker_received={final.get('pantau_broker_publish_received_total')}; "
-        f"lag max={max(lags):.1f}s broker stored max={max(stored_counts):.0f}; rss before={rss_before:.0f}MB "
+        f"lag max={max(lags):.1f}s broker stored max={max(stored_counts):.0f}; "
+        f"rss before={rss_before:.0f}MB "
         f"flood min/max={min(rss):.0f}/{max(rss):.0f}MB after={rss_after:.0f}MB; "
         f"warnings={len(warnings)}"
     )
