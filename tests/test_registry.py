@@ -17,7 +17,7 @@ from devices.credentials import verify_mosquitto_hash
 from devices.models import Device, DeviceStatus
 from devices.registry import Registry
 from devices.schemas import CalibrationCreate, DeviceCreate, DeviceUpdate
-from pantau.errors import ConflictError, DuplicateError, NotFoundError
+from pantau.errors import ConflictError, DuplicateError, NotFoundError, RefusedError
 from pantau.errors import RefusedError as RegistryError
 from pantau.sql import make_engine, migrate
 from people.accounts import People
@@ -164,8 +164,9 @@ def test_csv_import_reports_each_bad_row_and_round_trips(registry: Registry) -> 
     assert sorted(updated.updated) == ["aq-6", "wl-1"]
     assert registry.get_device("wl-1").name == "Gauge one"
     assert registry.get_device("wl-1").thresholds == {"level_cm": {"siaga": 300.0}}
-    bad_header = registry.import_csv("id,kind,colour\nx,y,z\n")
-    assert bad_header.errors and "name" in bad_header.errors[0].errors[0]
+    with pytest.raises(RefusedError) as bad_header:  # refused whole, before any row
+        registry.import_csv("id,kind,colour\nx,y,z\n")
+    assert bad_header.value.field == "header" and "missing columns: name" in str(bad_header.value)
 
 
 def test_users_and_tokens(engine: Engine) -> None:
