@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from api.cli import register as register_api
+from dashboards.cli import register as register_dashboards
 from devices.cli import register as register_devices
 from ingest.anomaly.cli import register as register_detect
 from ingest.cli import register as register_ingest
@@ -49,6 +50,7 @@ register_api(app)
 register_simulate(app)
 register_devices(app)
 register_people(app)
+register_dashboards(app)
 
 
 @settings_app.command("env-example")
