@@ -318,7 +318,21 @@ def test_acknowledged_messages_are_not_redelivered(
         what="all acknowledged",
     )
     first_run = metrics(port)
-    assert first_run["pantau_ingest_messages_acked_total"] == 5_000, first_run
+    # A publisher's QoS 1 retry under load may deliver a message twice (at least once):
+    # what matters is that every message the ingester received was acknowledged.
+    eventually(
+        lambda: (
+            (m := metrics(port))["pantau_ingest_messages_acked_total"]
+            == m["pantau_ingest_messages_received_total"]
+        ),
+        what="every received message acknowledged",
+    )
+    first_run = metrics(port)
+    assert (
+        first_run["pantau_ingest_messages_acked_total"]
+        == first_run["pantau_ingest_messages_received_total"]
+        >= 5_000
+    ), first_run
     assert ingester.stop() == 0
     start_ingester(run_pantau, settings)
     time.sleep(3)
