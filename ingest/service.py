@@ -148,7 +148,7 @@ class IngestService:
     def run(self) -> None:
         if self.settings.ingest.metrics_port:
             self.health = HealthServer(
-                "127.0.0.1",
+                self.settings.ingest.metrics_host,
                 self.settings.ingest.metrics_port,
                 self.metrics.registry,
                 self.readiness,

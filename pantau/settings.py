@@ -240,6 +240,13 @@ class IngestSettings(BaseModel):
             "(0: none).",
         ),
     ] = 19100
+    metrics_host: Annotated[
+        str,
+        Field(
+            description="Address that listener binds: 127.0.0.1, or 0.0.0.0 in a container "
+            "that Prometheus scrapes from another (docker-compose.yml)."
+        ),
+    ] = "127.0.0.1"
     status_interval_s: Annotated[
         float, Field(gt=0, description="How often the ingester logs its counts, seconds.")
     ] = 5.0
