@@ -144,6 +144,14 @@ class InfluxSettings(BaseModel):
     hourly_retention_days: Annotated[
         int, Field(ge=1, description="How long the hourly roll-up is kept, days.")
     ] = 3650
+    prepare_database: Annotated[
+        bool,
+        Field(
+            description="Create the database, the retention policies and the hourly "
+            "continuous query at start (InfluxDB 1.x). Off for InfluxDB 2.x/3.x, whose v1 API "
+            "cannot: make the buckets and database/retention-policy mappings there (README)."
+        ),
+    ] = True
     username: Annotated[str | None, Field(description="InfluxDB user (none: no auth).")] = None
     password: Annotated[SecretStr | None, Field(description="Password for `username`.")] = None
     timeout_s: Annotated[float, Field(gt=0, description="HTTP timeout per request, seconds.")] = (
