@@ -122,12 +122,14 @@ class _Target(cogbuilder.Builder[dashboard.AnnotationTarget]):
 # device_id, district, site, rule, severity; fields level, level_rank, state, value,
 # threshold, text, alert_id.
 ALERTS_ANNOTATION_QUERY = (
-    'SELECT "text", "level", "state", "value", "threshold" FROM "raw"."alerts" '
+    'SELECT "text", "level", "state", "value", "threshold", "severity", "device_id" '
+    'FROM "raw"."alerts" '
     "WHERE $timeFilter AND " + TAG_FILTER
 )
 # Points whose anomaly score crossed the detector's threshold carry `anomaly_reason`.
 ANOMALY_ANNOTATION_QUERY = (
-    'SELECT "anomaly_reason", "anomaly_score" FROM "raw"./^(water_level|environment|traffic)$/ '
+    'SELECT "anomaly_reason", "anomaly_score", "device_id" '
+    'FROM "raw"./^(water_level|environment|traffic)$/ '
     "WHERE $timeFilter AND \"anomaly_reason\" <> '' AND " + TAG_FILTER
 )
 
@@ -145,7 +147,7 @@ def event_annotations(filtered: bool = True) -> list[cogbuilder.Builder[dashboar
         .datasource(INFLUX)
         .enable(True)
         .icon_color("red")
-        .target(_Target(InfluxAnnotationTarget(alerts, "text", "severity,level,state"))),
+        .target(_Target(InfluxAnnotationTarget(alerts, "text", "severity,level,state,device_id"))),
         dash.AnnotationQuery()
         .name("Anomali")
         .datasource(INFLUX)

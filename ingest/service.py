@@ -133,6 +133,8 @@ class IngestService:
         """Wait for InfluxDB, create the database and retention policy, the SQL tables."""
         while not self.stop.is_set():
             if wait_for_influx(self.influx, self.stop, 5.0):
+                if not self.settings.influx.prepare_database:
+                    break  # InfluxDB 2.x/3.x: buckets and mappings are made there
                 try:
                     self.influx.ensure_database()
                     break
@@ -148,7 +150,7 @@ class IngestService:
     def run(self) -> None:
         if self.settings.ingest.metrics_port:
             self.health = HealthServer(
-                "127.0.0.1",
+                self.settings.ingest.metrics_host,
                 self.settings.ingest.metrics_port,
                 self.metrics.registry,
                 self.readiness,

@@ -258,3 +258,13 @@ def test_json_is_what_grafana_loads() -> None:
     for name, data in load_files().items():
         assert json.loads(json.dumps(data)) == data, name
         assert Path(name).suffix == ".json"
+
+
+def test_annotations_carry_their_text_and_tag_columns(city: City) -> None:
+    for name, data in load_files().items():
+        for annotation in data["annotations"]["list"]:
+            target = annotation["target"]
+            (series,) = city.influx.query(_substitute(target["query"], "raw"))
+            columns = {c for s in series for c in s.columns}
+            wanted = {target["textColumn"], *target["tagsColumn"].split(",")}
+            assert wanted <= columns, (name, annotation["name"], columns)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import geomap
 from grafana_foundation_sdk.builders.common import FrameGeometrySource, MapLayerOptions
-from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import common, dashboard
 
 from dashboards.common import TAG_FILTER, board, steps
 from dashboards.panels import grid, number, series, transform
@@ -19,8 +19,21 @@ KINDS = '"raw"./^(water_level|environment|traffic)$/'
 
 # The registry gives position, name and maintenance status; InfluxDB the last alert change
 # and the last online/offline status of each device. Grafana joins them on device_id.
+# The map's colour, `kondisi`: the row-wise maximum of the last alert change's level_rank
+# (0 normal ... 4) and the registry's maintenance status (9), so maintenance shows over alerts.
+MAINTENANCE = 9
+KONDISI = {
+    0: ("normal", "green"),
+    1: ("waspada / sedang", "yellow"),
+    2: ("siaga / tidak sehat", "orange"),
+    3: ("awas / sangat tidak sehat", "red"),
+    4: ("berbahaya", "dark-red"),
+    MAINTENANCE: ("pemeliharaan", "blue"),
+}
+
 DEVICES_SQL = (
-    "SELECT id AS device_id, name, kind, site, district, latitude, longitude, status\n"
+    "SELECT id AS device_id, name, kind, site, district, latitude, longitude, status,\n"
+    f"       CASE WHEN status = 'maintenance' THEN {MAINTENANCE} ELSE 0 END AS maintenance_rank\n"
     "FROM devices\n"
     "WHERE status <> 'retired' AND latitude IS NOT NULL AND longitude IS NOT NULL\n"
     "  AND district ~ '^${district:regex}$' AND site ~ '^${site:regex}$'"
@@ -55,7 +68,7 @@ def _map() -> geomap.Panel:
             {
                 "showLegend": True,
                 "style": {
-                    "color": {"field": "alert_rank", "fixed": "green"},
+                    "color": {"field": "kondisi", "fixed": "green"},
                     "size": {"fixed": 8},
                     "symbol": {"fixed": "img/icons/marker/circle.svg", "mode": "fixed"},
                     "text": {"field": "device_id", "mode": "field"},
@@ -69,9 +82,10 @@ def _map() -> geomap.Panel:
         .title("Peta perangkat")
         .description(
             "Every registered device at its registry coordinates (PostgreSQL datasource on "
-            "the registry). Colour: the level rank of its last alert change (0 normal, 1 "
-            "waspada / sedang, 2 siaga / tidak sehat, 3 awas and above); the tooltip adds the "
-            "registry status (active / maintenance) and the last online/offline status."
+            "the registry). Colour: blue in maintenance (registry), else the level rank of "
+            "its last alert change (green normal, yellow waspada / sedang, orange siaga / "
+            "tidak sehat, red awas, dark red berbahaya). The tooltip adds the last "
+            "online/offline status; offline devices are listed in the table beside."
         )
         .datasource(MIXED)
         .targets(
@@ -82,7 +96,28 @@ def _map() -> geomap.Panel:
             ]
         )
         .with_transformation(transform("joinByField", {"byField": "device_id", "mode": "outer"}))
-        .thresholds(steps((None, "green"), (1, "yellow"), (2, "orange"), (3, "red")))
+        .with_transformation(
+            transform(
+                "calculateField",
+                {
+                    "mode": "reduceRow",
+                    "reduce": {"reducer": "max", "include": ["alert_rank", "maintenance_rank"]},
+                    "alias": "kondisi",
+                    "replaceFields": False,
+                },
+            )
+        )
+        .thresholds(steps(*((None if r == 0 else r, c) for r, (_, c) in KONDISI.items())))
+        .mappings(
+            [
+                dashboard.ValueMap(
+                    options={
+                        str(r): dashboard.ValueMappingResult(text=t, color=c, index=i)
+                        for i, (r, (t, c)) in enumerate(KONDISI.items())
+                    }
+                )
+            ]
+        )
         # The SDK types lat/lon as int; Grafana takes any number.
         .view(geomap.MapViewConfig().id("coords").lat(-2.58).lon(120.95).zoom(10))  # type: ignore[arg-type]
         .basemap(MapLayerOptions().type("osm-standard").name("Peta"))
