@@ -44,8 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            services.influx.close()
-            engine.dispose()
+            services.close()
 
     app = FastAPI(
         title="Pantau",

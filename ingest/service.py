@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -23,7 +24,8 @@ from ingest.pipeline import Pipeline, ReadingStage
 from ingest.registry_gate import RegistryKindResolver
 from ingest.sink import InfluxSink, wait_for_influx
 from ingest.validate import Validator
-from pantau.influxdb import InfluxClient
+from pantau.influxdb import InfluxClient, InfluxUnavailableError
+from pantau.retry import RetryStoppedError, retry_policy
 from pantau.settings import Settings
 from pantau.sql import make_engine, migrate
 
@@ -131,18 +133,23 @@ class IngestService:
 
     def prepare(self) -> None:
         """Wait for InfluxDB, create the database and retention policy, the SQL tables."""
-        while not self.stop.is_set():
-            if wait_for_influx(self.influx, self.stop, 5.0):
-                if not self.settings.influx.prepare_database:
-                    break  # InfluxDB 2.x/3.x: buckets and mappings are made there
-                try:
-                    self.influx.ensure_database()
-                    break
-                except Exception as exc:
-                    log.warning("cannot prepare InfluxDB yet: %s", exc)
-            else:
-                log.warning("waiting for InfluxDB at %s", self.settings.influx.url)
-            self.stop.wait(1.0)
+        url = self.settings.influx.url
+        prepare_database = self.settings.influx.prepare_database
+
+        def prepare_influx() -> None:
+            if not wait_for_influx(self.influx, self.stop, 5.0):
+                raise InfluxUnavailableError(f"waiting for InfluxDB at {url}")
+            if prepare_database:  # else InfluxDB 2.x/3.x: buckets and mappings are made there
+                self.influx.ensure_database()
+
+        def before_retry(exc: BaseException, wait_s: float) -> None:
+            log.warning("cannot prepare InfluxDB yet: %s; retrying in %.1fs", exc, wait_s)
+
+        retry = retry_policy(
+            Exception, initial_s=1.0, max_s=5.0, stop=self.stop, before_retry=before_retry
+        )
+        with contextlib.suppress(RetryStoppedError):  # stopping: the pipeline sees it too
+            retry(prepare_influx)
         self.metrics.influx_up.set(1)
         migrate(self.engine)
         self.directory.start()
