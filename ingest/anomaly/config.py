@@ -26,7 +26,7 @@ class DetectorConfig:
     alpha_fast: float = 0.15
     # seasonal bins: hour of day (24) and hour of week (168), additive offsets; the rates
     # are per hour of time covered (a reading every minute moves its bin by rate / 60)
-    alpha_hour: float = 0.5
+    alpha_hour: float = 0.8
     alpha_week: float = 0.1
     tz_offset_s: float = 8 * 3600.0  # WITA (UTC+8), Luwu Timur local time
     # rate of change: EW mean |first difference|
