@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import text
 
 from dashboards.render import load_files
+from devices.models import DeviceStatus
 from devices.registry import Registry
 from devices.schemas import DeviceUpdate
 from pantau.influxdb import InfluxClient
@@ -121,7 +122,7 @@ def city(
         )
         _write_alerts(influx)
         engine = make_engine(url)  # a technician takes one station off for cleaning
-        Registry(engine).update_device("env-wotu-01", DeviceUpdate(status="maintenance"))
+        Registry(engine).update_device("env-wotu-01", DeviceUpdate(status=DeviceStatus.MAINTENANCE))
         engine.dispose()
         # The hourly roll-up, as its continuous query computes it, over the simulated hours.
         influx.query(
