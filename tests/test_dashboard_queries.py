@@ -131,6 +131,15 @@ def city(
             method="POST",
         )
         time.sleep(3)  # a few more scrapes after the last write
+        # The broker's counters come from Mosquitto's $SYS tree every sys_interval (10 s): a
+        # fast run can end before Prometheus scraped two of them.
+        eventually(
+            lambda: (
+                _prometheus_samples(prometheus.url, "pantau_broker_messages_dropped_total") >= 2
+            ),
+            timeout_s=40,
+            what="two scrapes of the broker's counters",
+        )
         yield City(influx, url, prometheus.url, started)
         influx.close()
     finally:
@@ -227,6 +236,14 @@ def test_registry_sql_returns_data(city: City, where: str, query: str) -> None:
     finally:
         engine.dispose()
     assert rows and any(v is not None for row in rows for v in row), (where, q)
+
+
+def _prometheus_samples(url: str, metric: str) -> int:
+    answer = httpx.get(
+        f"{url}/api/v1/query", params={"query": f"count_over_time({metric}[5m])"}, timeout=10
+    ).json()
+    result = answer.get("data", {}).get("result", [])
+    return int(float(result[0]["value"][1])) if result else 0
 
 
 @pytest.mark.parametrize(
