@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-city", action="store_true")
     ap.add_argument("--speed-repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "anomaly.json")
-    args = ap.parse_args(argv)
+    args = ap.parse_args(argv or [])  # `python -m bench anomaly` calls main() with none
     nab_dir = Path(os.environ.get("PANTAU_NAB_DIR", REPO.parent.parent / "shared" / "nab"))
     results: dict[str, Any] = {
         "python": platform.python_version(),
@@ -239,4 +239,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

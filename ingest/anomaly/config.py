@@ -19,7 +19,7 @@ class DetectorConfig:
     # readings a new series learns silently before it may score above zero
     warmup: int = 40
     # level / spread (Huber-clipped EWMA of the de-seasonalised value, EW mean |residual|)
-    alpha_level: float = 0.04
+    alpha_level: float = 0.03
     alpha_spread: float = 0.005
     huber_k: float = 3.0
     # fast EWMA of the standardised residual, for sustained level shifts
