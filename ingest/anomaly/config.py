@@ -11,9 +11,11 @@ class DetectorConfig:
 
     Rates are per accepted reading (count based, not time based): a sensor that reports
     every minute adapts in fewer wall-clock hours than one that reports hourly, but both
-    need the same number of readings to learn.  The defaults are generic: one set for every
-    series, chosen on the public half of NAB (whole-corpus score, no per-file settings) and
-    kept where the neighbouring values score about the same, so they are not a sharp peak.
+    need the same number of readings to learn (the seasonal bins are the exception: they
+    learn per hour of time).  The defaults are generic: one set for every series, chosen by
+    the worst fold of a 12-fold cross-validation on the public half of NAB
+    (``bench/nab_cv.py``; no per-file settings).  See ``ingest/anomaly/README.md`` for how
+    sensitive the worst fold is to each knob.
     """
 
     # readings a new series learns silently before it may score above zero
