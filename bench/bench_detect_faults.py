@@ -34,6 +34,10 @@ FLOOD_LEAD_S = 3600.0  # a flood window opens when the level crosses a warning l
 # alert on the rise up to an hour before that is an early warning, not a false alarm
 
 
+# a flood window names level_cm, but the gauge's flow (from the level by its rating curve)
+# is the same flood: an event on either field of the gauge detects it
+
+
 def _lead(w: Any) -> float:
     return FLOOD_LEAD_S if w.kind.startswith("flood_") else 1.0
 
@@ -120,7 +124,7 @@ def run(
         hit = sum(
             any(
                 w.start_s - _lead(w) <= ts <= w.end_s + GRACE_S  # device times are whole ms
-                and (w.field is None or w.field == field)
+                and (w.field is None or w.field == field or w.kind.startswith("flood_"))
                 for ts, field in events_by_device.get(w.device, [])
             )
             for w in of_kind

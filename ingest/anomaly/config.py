@@ -11,15 +11,17 @@ class DetectorConfig:
 
     Rates are per accepted reading (count based, not time based): a sensor that reports
     every minute adapts in fewer wall-clock hours than one that reports hourly, but both
-    need the same number of readings to learn.  The defaults are generic: one set for every
-    series, chosen on the public half of NAB (whole-corpus score, no per-file settings) and
-    kept where the neighbouring values score about the same, so they are not a sharp peak.
+    need the same number of readings to learn (the seasonal bins are the exception: they
+    learn per hour of time).  The defaults are generic: one set for every series, chosen by
+    the worst fold of a 12-fold cross-validation on the public half of NAB
+    (``bench/nab_cv.py``; no per-file settings).  See ``ingest/anomaly/README.md`` for how
+    sensitive the worst fold is to each knob.
     """
 
     # readings a new series learns silently before it may score above zero
     warmup: int = 40
     # level / spread (Huber-clipped EWMA of the de-seasonalised value, EW mean |residual|)
-    alpha_level: float = 0.04
+    alpha_level: float = 0.03
     alpha_spread: float = 0.005
     huber_k: float = 3.0
     # fast EWMA of the standardised residual, for sustained level shifts
