@@ -272,3 +272,117 @@ def test_technician_registers_a_device_and_sees_it_report(stack: Stack, browser:
     )
     assert "120 cm" in card.inner_text()  # the line's test value: min + range / 10 of level_cm
     assert browser.hosts == {"127.0.0.1"}, browser.hosts
+
+
+def technician_api(stack: Stack) -> httpx.Client:
+    return httpx.Client(
+        base_url=stack.api, headers={"Authorization": f"Bearer {stack.tokens['technician']}"}
+    )
+
+
+def publish(stack: Stack, device_id: str, password: str, payload: str) -> None:
+    topic = f"pantau/devices/{device_id}/telemetry"
+    command = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(stack.mqtt_port), "-q", "1"]
+    command += ["-u", device_id, "-P", password, "-t", topic, "-m", payload]
+
+    def sent() -> bool:  # the broker admits a new device once it reloaded its passwords
+        return subprocess.run(command, capture_output=True, timeout=20).returncode == 0
+
+    eventually(sent, timeout_s=30, what=f"mosquitto_pub as {device_id}")
+
+
+def test_technician_maintains_a_device(stack: Stack, browser: Browser) -> None:
+    page = browser.page
+    with technician_api(stack) as client:
+        made = client.post(
+            "/devices",
+            json={"id": "wl-care-01", "kind": "water_level", "name": "Care", "district": "Wotu"},
+        )
+        assert made.status_code == 201, made.text
+        password = made.json()["mqtt_password"]
+    publish(stack, "wl-care-01", password, "this is not json")
+    sign_in(page, stack, "technician")
+    # Calibrate: the version moves to 1.
+    page.goto(f"{stack.api}/console/#/device/wl-care-01")  # type: ignore[attr-defined]
+    page.fill("#offset", "2.5")  # type: ignore[attr-defined]
+    page.click("form.card button[type=submit]")  # type: ignore[attr-defined]
+    page.wait_for_selector("text=Versi kalibrasi: 1")  # type: ignore[attr-defined]
+    # Maintenance, then rotate credentials (a new password shown once), then retire.
+    page.click("text=Mode perawatan")  # type: ignore[attr-defined]
+    page.wait_for_selector("text=perawatan")  # type: ignore[attr-defined]
+    page.wait_for_selector("text=Aktifkan")  # type: ignore[attr-defined]
+    page.click("text=Ganti kata sandi MQTT")  # type: ignore[attr-defined]
+    rotated = page.inner_text("section pre")  # type: ignore[attr-defined]
+    assert "-u wl-care-01" in rotated and password not in rotated
+    page.once("dialog", lambda dialog: dialog.accept())  # type: ignore[attr-defined]
+    page.click("button.danger")  # type: ignore[attr-defined]
+    page.wait_for_selector("text=pensiun")  # type: ignore[attr-defined]
+    with technician_api(stack) as client:
+        device = client.get("/devices/wl-care-01").json()
+    assert device["status"] == "retired" and device["calibration_version"] == 1
+    # Dead letters by device: the garbage payload with its reason, replayable.
+    page.goto(f"{stack.api}/console/#/dead-letters?device_id=wl-care-01")  # type: ignore[attr-defined]
+    page.wait_for_selector("text=this is not json", state="attached")  # type: ignore[attr-defined]
+    assert "wl-care-01" in page.inner_text("main")  # type: ignore[attr-defined]
+    assert page.locator("text=Kirim ulang").count() >= 1  # type: ignore[attr-defined]
+    shot(page, "dead-letters")
+    # CSV import: a report per row (one created, one refused with its reason).
+    page.goto(f"{stack.api}/console/#/import")  # type: ignore[attr-defined]
+    csv = "id,kind,name,district\nwl-csv-01,water_level,From CSV,Malili\nBAD ID,water_level,x,y\n"
+    page.set_input_files(  # type: ignore[attr-defined]
+        "#csv", files=[{"name": "d.csv", "mimeType": "text/csv", "buffer": csv.encode()}]
+    )
+    page.click("form.card button[type=submit]")  # type: ignore[attr-defined]
+    page.wait_for_selector("#import-report table")  # type: ignore[attr-defined]
+    report = page.inner_text("#import-report")  # type: ignore[attr-defined]
+    assert "wl-csv-01" in report, report
+    assert page.locator("#import-report tbody tr").count() == 2  # type: ignore[attr-defined]
+    assert serious_violations(page) == []
+    assert browser.hosts == {"127.0.0.1"}, browser.hosts
+
+
+def app_has_alerts(stack: Stack) -> bool:
+    return "/alerts/stream" in httpx.get(f"{stack.api}/openapi.json").json()["paths"]
+
+
+def test_alerts_page_says_when_alerts_are_unavailable(stack: Stack, browser: Browser) -> None:
+    if app_has_alerts(stack):
+        pytest.skip("this app has /alerts: the responder test covers the page")
+    page = browser.page
+    sign_in(page, stack, "responder")
+    page.click('nav a[href="#/alerts"]')  # type: ignore[attr-defined]
+    note = page.wait_for_selector("#alerts-unavailable")  # type: ignore[attr-defined]
+    assert "belum tersedia" in note.inner_text()
+
+
+def test_responder_sees_an_alert_arrive_and_acknowledges_it(stack: Stack, browser: Browser) -> None:
+    if not app_has_alerts(stack):
+        pytest.skip("the app has no /alerts route yet (alerting, branch alerts2, not merged)")
+    page = browser.page
+    with technician_api(stack) as client:
+        made = client.post(
+            "/devices",
+            json={
+                "id": "wl-flood-01",
+                "kind": "water_level",
+                "name": "Flood gauge",
+                "district": "Malili",
+                "thresholds": {"level_cm": {"waspada": 250, "siaga": 300, "awas": 350}},
+            },
+        )
+        assert made.status_code == 201, made.text
+        password = made.json()["mqtt_password"]
+    sign_in(page, stack, "responder")
+    page.click('nav a[href="#/alerts"]')  # type: ignore[attr-defined]
+    page.wait_for_selector("#live:has-text('Langsung')")  # type: ignore[attr-defined]
+    publish(stack, "wl-flood-01", password, '{"seq": 1, "level_cm": 420.0}')
+    card = page.locator('[data-alert]:has-text("wl-flood-01")')  # type: ignore[attr-defined]
+    card.first.wait_for(timeout=60_000)
+    banner = page.wait_for_selector("#banner:has-text('wl-flood-01')")  # type: ignore[attr-defined]
+    assert "Awas" in banner.inner_text() or "Siaga" in banner.inner_text()
+    shot(page, "alerts")
+    card.first.locator("input[name=note]").fill("tim BPBD menuju lokasi")
+    card.first.locator("button", has_text="Terima").click()
+    page.wait_for_selector("text=tim BPBD menuju lokasi")  # type: ignore[attr-defined]
+    assert "acknowledged" in card.first.inner_text()
+    assert browser.hosts == {"127.0.0.1"}, browser.hosts
