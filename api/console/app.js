@@ -509,7 +509,7 @@ async function alertsPage() {
       const alert = JSON.parse(event.data);
       const known = state.alerts.get(alert.id);
       state.alerts.set(alert.id, alert);
-      if (!known || known.level !== alert.level) announce(alert);
+      if (!known || known.level !== alert.level || known.state !== alert.state) announce(alert);
       renderAlertList();
     });
   }
