@@ -158,7 +158,14 @@ function filterForm(params) {
     h("button", { type: "submit", text: t("search") }));
 }
 
-function deviceCard(device, latest) {
+const RANK = { waspada: 1, siaga: 2, awas: 3 };
+
+function worstAlert(alerts) {
+  return alerts.reduce((worst, a) => (!worst || (RANK[a.level] || 0) > (RANK[worst.level] || 0) ? a : worst), null);
+}
+
+function deviceCard(device, latest, alerts = []) {
+  const worst = worstAlert(alerts);
   const fields = latest ? latest.fields : {};
   const values = Object.entries(fields)
     .filter(([k]) => k !== "battery_v" && k !== "rssi_dbm")
@@ -172,7 +179,22 @@ function deviceCard(device, latest) {
       h("dt", { text: t("lastSeen") }), h("dd", { class: "last-seen", text: latest ? wita(latest.ts) : t("never") }),
       h("dt", { text: t("battery") }), h("dd", { text: fields.battery_v !== undefined ? `${fmtNumber(fields.battery_v)} V` : "–" }),
       h("dt", { text: t("rssi") }), h("dd", { text: fields.rssi_dbm !== undefined ? `${fmtNumber(fields.rssi_dbm)} dBm` : "–" })),
-    values.length ? h("ul", { class: "values", "aria-label": t("values") }, values) : null);
+    values.length ? h("ul", { class: "values", "aria-label": t("values") }, values) : null,
+    worst ? h("p", { class: "device-alert" }, h("span", { class: `badge ${worst.level}`, text: t(worst.level) }), ` ${alerts.length} ${t("alerts").toLowerCase()} · ${worst.state}`) : null);
+}
+
+// Active alerts by device; null when the API has no /alerts (404), remembered for the session.
+async function activeAlertsByDevice() {
+  if (state.alertsMissing) return null;
+  try {
+    const page = await api("/alerts?state=active&limit=500");
+    const byDevice = {};
+    for (const a of page.alerts) (byDevice[a.device_id] ||= []).push(a);
+    return byDevice;
+  } catch (err) {
+    if (err.status === 404) state.alertsMissing = true;
+    return null;
+  }
 }
 
 async function devicesPage(params) {
@@ -182,8 +204,8 @@ async function devicesPage(params) {
     const query = new URLSearchParams({ limit: "1000" });
     for (const key of ["q", "kind", "district", "status"]) if (params.get(key)) query.set(key, params.get(key));
     try {
-      const [page, latest] = await Promise.all([api(`/devices?${query}`), api("/latest")]);
-      const cards = page.items.map((d) => deviceCard(d, latest.devices[d.id]));
+      const [page, latest, alerts] = await Promise.all([api(`/devices?${query}`), api("/latest"), activeAlertsByDevice()]);
+      const cards = page.items.map((d) => deviceCard(d, latest.devices[d.id], (alerts && alerts[d.id]) || []));
       list.replaceChildren(...(cards.length ? cards : [h("li", { text: t("noDevices") })]));
     } catch (err) {
       list.replaceChildren(h("li", {}, errorBox(err)));
