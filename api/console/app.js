@@ -73,6 +73,7 @@ function signOut() {
   state.user = null;
   if (state.stream) state.stream.close();
   state.stream = null;
+  state.alerts = new Map();
   render();
 }
 
@@ -96,13 +97,21 @@ async function start() {
     state.user = await api("/me");
     state.catalog = await api("/catalog");
   } catch (err) {
+    if (err.status !== undefined && err.status !== 401) {
+      show(errorBox(err));
+      return;
+    }
     localStorage.removeItem(TOKEN_KEY);
     state.user = null;
     renderChrome();
     signInPage(t("badToken"));
     return;
   }
-  render();
+  await render();
+  if (canRespond()) {
+    const spec = await fetch("/openapi.json").then((r) => r.json()).catch(() => ({ paths: {} }));
+    if (spec.paths["/alerts/stream"]) connectAlerts(); else state.alertsMissing = true;
+  }
 }
 
 // --- chrome (header, nav) ------------------------------------------------------------------
@@ -286,6 +295,7 @@ function registerPage() {
         h("p", { text: t("testLine") }), pre, copy,
         h("p", {}, h("a", { href: `#/device/${answer.device.id}`, text: t("detail") }))));
       form.reset();
+      result.scrollIntoView();
     } catch (err) {
       result.replaceChildren(errorBox(err));
     }
@@ -375,6 +385,15 @@ function deviceActions(device) {
 // --- dead letters ---------------------------------------------------------------------------
 async function deadLettersPage(params) {
   const list = h("ul", { class: "cards" });
+  if (!state.reasons) {  // the RejectReason enum, from the API's own OpenAPI
+    try {
+      const spec = await fetch("/openapi.json").then((r) => r.json());
+      state.reasons = spec.components.schemas.RejectReason.enum;
+    } catch (_) { state.reasons = []; }
+  }
+  const reasonSelect = h("select", { id: "dl-reason", name: "reason" },
+    h("option", { value: "", text: t("any") }), state.reasons.map((r) => h("option", { value: r, text: r })));
+  reasonSelect.value = params.get("reason") || "";
   const form = h("form", { class: "filters", onsubmit: (e) => {
     e.preventDefault();
     const query = new URLSearchParams();
@@ -382,7 +401,7 @@ async function deadLettersPage(params) {
     location.hash = `#/dead-letters?${query}`;
   } },
     h("div", { class: "field" }, h("label", { for: "dl-device", text: t("id") }), h("input", { id: "dl-device", name: "device_id", value: params.get("device_id") || "" })),
-    h("div", { class: "field" }, h("label", { for: "dl-reason", text: t("reason") }), h("input", { id: "dl-reason", name: "reason", value: params.get("reason") || "" })),
+    h("div", { class: "field" }, h("label", { for: "dl-reason", text: t("reason") }), reasonSelect),
     h("button", { type: "submit", text: t("search") }));
   show(h("h1", { text: t("deadLetters") }), form, list);
   const query = new URLSearchParams({ limit: "100" });
@@ -524,17 +543,21 @@ async function alertsPage() {
     return;
   }
   renderAlertList();
-  if (!state.stream) {
-    state.stream = new EventSource(`/alerts/stream?token=${encodeURIComponent(localStorage.getItem(TOKEN_KEY))}`);
-    state.stream.addEventListener("open", () => { const el = document.getElementById("live"); if (el) el.textContent = `● ${t("live")}`; });
-    state.stream.addEventListener("alert", (event) => {
-      const alert = JSON.parse(event.data);
-      const known = state.alerts.get(alert.id);
-      state.alerts.set(alert.id, alert);
-      if (!known || known.level !== alert.level || known.state !== alert.state) announce(alert);
-      renderAlertList();
-    });
-  }
+  connectAlerts();
+}
+
+// One EventSource per signed-in session: banners and sound on any page, the list when shown.
+function connectAlerts() {
+  if (state.stream || state.alertsMissing || !state.user) return;
+  state.stream = new EventSource(`/alerts/stream?token=${encodeURIComponent(localStorage.getItem(TOKEN_KEY))}`);
+  state.stream.addEventListener("open", () => { const el = document.getElementById("live"); if (el) el.textContent = `● ${t("live")}`; });
+  state.stream.addEventListener("alert", (event) => {
+    const alert = JSON.parse(event.data);
+    const known = state.alerts.get(alert.id);
+    state.alerts.set(alert.id, alert);
+    if (!known || known.level !== alert.level || known.state !== alert.state) announce(alert);
+    renderAlertList();
+  });
 }
 
 // --- router ---------------------------------------------------------------------------------
