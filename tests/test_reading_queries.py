@@ -48,3 +48,31 @@ def test_rate_of_rise_uses_the_last_window_only() -> None:
     points = [(t0, 500.0)] + [(t0 + timedelta(hours=5, minutes=m), 100.0 + m) for m in (0, 30)]
     assert rate_per_hour(points, timedelta(hours=1)) == 60.0
     assert rate_per_hour(points[:1], timedelta(hours=1)) is None
+
+
+def test_console_routes_answer_and_refuse_clearly(settings: Settings) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.registry_helpers import bearer, register_devices, role_tokens
+
+    token = role_tokens(settings.database.url)["viewer"]
+    register_devices(settings.database.url, ["wl-q"])
+    InfluxClient(settings.influx).ensure_database()
+    with TestClient(create_app(settings), headers=bearer(token)) as client:
+        catalog = client.get("/catalog").json()
+        assert catalog["kinds"]["water_level"]["fields"]["level_cm"]["unit"] == "cm"
+        assert "battery_v" in catalog["kinds"]["water_level"]["fields"]
+        assert catalog["broker"]["port"] == settings.mqtt.port
+        assert catalog["broker"]["topic_prefix"] == "pantau/devices"
+        assert client.get("/latest").json() == {"devices": {}}
+        series = client.get("/series/wl-q").json()
+        assert series["field"] == "level_cm" and series["points"] == []
+        assert series["rate_per_h"] is None
+        assert client.get("/series/wl-none").status_code == 404
+        refused = client.get("/series/wl-q", params={"field": "pm25_ugm3"})
+        assert refused.status_code == 422 and "not a water_level field" in refused.text
+        assert client.get("/series/wl-q", params={"hours": 0}).status_code == 422
+        assert client.get("/", follow_redirects=False).headers["location"] == "/console/"
+        page = client.get("/console/")
+        assert page.status_code == 200 and 'src="app.js"' in page.text
