@@ -129,13 +129,30 @@ def city(
             "GROUP BY time(1h), *",
             method="POST",
         )
-        time.sleep(3)  # a few more scrapes after the last write
+        # The broker's counters reach the ingester every sys_interval (10 s): wait until
+        # Prometheus has scraped every metric the dashboards use, then a few scrapes more.
+        for metric in sorted(_metric_names()):
+            eventually(
+                lambda m=metric: _prometheus_has(prometheus.url, m),
+                timeout_s=60,
+                what=f"Prometheus scraped {metric}",
+            )
+        time.sleep(3)
         yield City(influx, url, prometheus.url, started)
         influx.close()
     finally:
         prometheus.stop()
         ingester.stop()
         next(pg, None)
+
+
+def _metric_names() -> set[str]:
+    return {name for _, expr in _queries("prometheus") for name in re.findall(r"pantau_\w+", expr)}
+
+
+def _prometheus_has(url: str, metric: str) -> bool:
+    answer = httpx.get(f"{url}/api/v1/query", params={"query": metric}, timeout=5).json()
+    return bool(answer["data"]["result"])
 
 
 def _count(influx: InfluxClient) -> int:
