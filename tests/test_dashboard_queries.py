@@ -204,6 +204,8 @@ def _substitute(query: str, rp: str) -> str:
         rf"\1 BETWEEN now() - interval '{SIMULATED_H + 1} hours' AND now()",
         query,
     )
+    query = query.replace("$__timeFrom()", f"(now() - interval '{SIMULATED_H + 1} hours')")
+    query = query.replace("$__timeTo()", "now()")
     values = {**VARIABLES, "rp": rp}
     return _VARIABLE.sub(lambda m: values[m.group(1) or m.group(2)], query)
 
@@ -260,15 +262,17 @@ def test_promql_returns_data(city: City, where: str, expr: str) -> None:
     assert values and any(v != "NaN" for v in values), (where, q, answer["data"])
 
 
-def test_river_thresholds_reach_the_panel(city: City) -> None:
+def test_river_levels_reach_the_panel_as_flat_lines(city: City) -> None:
     (query,) = [q for w, q in _queries("sql") if "waspada" in q]
     engine = make_engine(city.database_url)
     try:
         with engine.connect() as conn:
-            row = conn.execute(text(_substitute(query, "raw"))).one()
+            rows = conn.execute(text(_substitute(query, "raw"))).all()
     finally:
         engine.dispose()
-    assert tuple(row) == (240.0, 290.0, 340.0)  # wl-malili-02, simulators/geography.py
+    # wl-malili-02's levels (simulators/geography.py), at both ends of the range
+    assert [tuple(row)[1:] for row in rows] == [(240.0, 290.0, 340.0)] * 2
+    assert rows[0][0] < rows[1][0]
 
 
 def test_json_is_what_grafana_loads() -> None:
