@@ -121,10 +121,15 @@ def build() -> dash.Dashboard:
             series(
                 "Pesan dibuang broker",
                 "Messages the broker dropped because a queue was full (overload: data lost), "
-                "and readings missing from the devices' sequence numbers.",
+                "and readings missing from the devices' sequence numbers. 0 when the broker "
+                "has not reported a drop since the ingester connected.",
                 [
+                    # Mosquitto republishes a $SYS counter only when it changes, and its
+                    # retained copy expires after 60 s: an ingester that subscribed later sees
+                    # no dropped counter until a drop happens. No series then means no drops.
                     PromQL(
                         "max(increase(pantau_broker_messages_dropped_total[$__rate_interval]))"
+                        " or vector(0)"
                     ).legend_format("dibuang broker"),
                     PromQL(
                         "sum(increase(pantau_ingest_seq_gaps_total[$__rate_interval]))", "B"

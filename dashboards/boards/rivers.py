@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders import timeseries
-from grafana_foundation_sdk.builders.common import GraphThresholdsStyleConfig
-from grafana_foundation_sdk.models import common, dashboard
+from grafana_foundation_sdk.models import dashboard
 
-from dashboards.common import TAG_FILTER, board, field, source, steps
-from dashboards.panels import bars, series, transform
+from dashboards.common import TAG_FILTER, board, field, source
+from dashboards.panels import bars, series
 from dashboards.queries import SQL, InfluxQL
 
 UID = "pantau-rivers"
@@ -22,54 +21,52 @@ GAUGES_OF_RIVER = (
     'SHOW TAG VALUES FROM "water_level" WITH KEY = "device_id" WHERE "device_id" =~ /^wl-$river-/'
 )
 
-# The registry's per-gauge thresholds (devices.thresholds JSON, PostgreSQL datasource), turned
-# into the panel's threshold steps by Grafana's "config from query results" transformation.
+# The registry's per-gauge warning levels (devices.thresholds JSON, PostgreSQL datasource),
+# as three flat series across the time range: drawn as coloured lines with the level, and
+# read the same in every Grafana version (no transformation that depends on one).
 THRESHOLDS_SQL = (
-    "SELECT (thresholds -> 'level_cm' ->> 'waspada')::float AS waspada,\n"
+    "SELECT t AS time,\n"
+    "       (thresholds -> 'level_cm' ->> 'waspada')::float AS waspada,\n"
     "       (thresholds -> 'level_cm' ->> 'siaga')::float AS siaga,\n"
     "       (thresholds -> 'level_cm' ->> 'awas')::float AS awas\n"
-    "FROM devices WHERE id = '$gauge'"
+    "FROM devices, (VALUES ($__timeFrom()::timestamptz), ($__timeTo()::timestamptz)) AS r(t)\n"
+    "WHERE id = '$gauge'\n"
+    "ORDER BY t"
 )
+LEVEL_COLOURS = {"waspada": "yellow", "siaga": "orange", "awas": "red"}
 
 
 def _level_panel() -> timeseries.Panel:
     panel = series(
         "Tinggi muka air $gauge",
-        "Water level (cm above the gauge zero) with the gauge's Waspada (yellow), Siaga "
-        "(orange) and Awas (red) bands, read from the registry (devices.thresholds).",
+        "Water level (cm above the gauge zero) against the gauge's Waspada (yellow), Siaga "
+        "(orange) and Awas (red) levels, read from the registry (devices.thresholds).",
         [
             InfluxQL(
                 f"SELECT mean({field('level_cm')}) FROM {source('water_level')} "
                 f"WHERE $timeFilter AND {GAUGE} GROUP BY time($__interval) fill(none)"
             ).alias("tinggi"),
-            SQL(THRESHOLDS_SQL, "B"),
+            SQL(THRESHOLDS_SQL, "B").time_series(),
         ],
         "lengthcm",
         w=24,  # Grafana shares the row among the repeats (at most max_per_row)
         h=9,
     )
-    return (
-        panel.thresholds(steps((None, "green"), (0, "yellow"), (0, "orange"), (0, "red")))
-        .thresholds_style(
-            GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.LINE_AND_AREA)
+    for name, colour in LEVEL_COLOURS.items():
+        panel = panel.override_by_name(
+            name,
+            [
+                dashboard.DynamicConfigValue(
+                    id_val="color", value={"mode": "fixed", "fixedColor": colour}
+                ),
+                dashboard.DynamicConfigValue(
+                    id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}
+                ),
+                dashboard.DynamicConfigValue(id_val="custom.fillOpacity", value=0),
+                dashboard.DynamicConfigValue(id_val="displayName", value=name.capitalize()),
+            ],
         )
-        .with_transformation(
-            transform(
-                "configFromData",
-                {
-                    "configRefId": "B",
-                    "mappings": [
-                        {"fieldName": "waspada", "handlerKey": "threshold1"},
-                        {"fieldName": "siaga", "handlerKey": "threshold1"},
-                        {"fieldName": "awas", "handlerKey": "threshold1"},
-                    ],
-                },
-            )
-        )
-        .repeat("gauge")
-        .repeat_direction("h")
-        .max_per_row(4)
-    )
+    return panel.repeat("gauge").repeat_direction("h").max_per_row(4)
 
 
 def build() -> dash.Dashboard:
