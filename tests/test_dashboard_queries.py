@@ -13,6 +13,7 @@ written by the test in the schema alerting writes (two changes of one gauge's al
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -26,6 +27,7 @@ import pytest
 from sqlalchemy import text
 
 from dashboards.render import load_files
+from devices.models import DeviceStatus
 from devices.registry import Registry
 from devices.schemas import DeviceUpdate
 from pantau.influxdb import InfluxClient
@@ -121,7 +123,7 @@ def city(
         )
         _write_alerts(influx)
         engine = make_engine(url)  # a technician takes one station off for cleaning
-        Registry(engine).update_device("env-wotu-01", DeviceUpdate(status="maintenance"))
+        Registry(engine).update_device("env-wotu-01", DeviceUpdate(status=DeviceStatus.MAINTENANCE))
         engine.dispose()
         # The hourly roll-up, as its continuous query computes it, over the simulated hours.
         influx.query(
@@ -135,7 +137,7 @@ def city(
             eventually(lambda: _target_up(prometheus.url), timeout_s=90, what="scrape target up")
             for metric in sorted(_metric_names()):
                 eventually(
-                    lambda m=metric: _prometheus_has(prometheus.url, m),
+                    functools.partial(_prometheus_has, prometheus.url, metric),
                     timeout_s=90,
                     what=f"Prometheus scraped {metric}",
                 )
