@@ -165,7 +165,9 @@ class MqttSource:
                 log.info("mqtt: new session for %s", self.settings.client_id)
         else:
             log.info("mqtt: resumed session for %s", self.settings.client_id)
-        options = SubscribeOptions(qos=1)
+        # Retained messages (devices' last status) only with a new subscription: a resumed
+        # session already had them, and every reconnect would otherwise replay them all.
+        options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
         client.subscribe([(topic, options) for topic in self.topics])
         self._connected = True
         if self.on_state_change:
