@@ -11,6 +11,7 @@ Components receive their slice through their constructor; no stage reads the env
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -404,6 +405,76 @@ class StackSettings(BaseModel):
     ] = 30.0
 
 
+class WebhookTarget(BaseModel):
+    """One webhook: a URL and the secret its HMAC-SHA256 signature is made with."""
+
+    url: Annotated[str, Field(description="Where the Alert JSON is POSTed (http or https).")]
+    secret: Annotated[
+        SecretStr, Field(description="Shared secret for the X-Pantau-Signature HMAC-SHA256.")
+    ]
+
+
+class RecipientGroup(BaseModel):
+    """People notified together: webhooks and e-mail addresses, for some severities."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64, description="Group name.")]
+    severities: Annotated[
+        list[str], Field(description="Severities sent to this group: info, warning, critical.")
+    ] = ["warning", "critical"]
+    webhooks: Annotated[list[WebhookTarget], Field(description="Webhooks of the group.")] = []
+    emails: Annotated[list[str], Field(description="E-mail addresses of the group.")] = []
+    escalate_after_min: Annotated[
+        float,
+        Field(
+            ge=0,
+            description="0: told of every change at once. Above 0: an escalation group, told "
+            "only when an alert stays unacknowledged (firing) this many minutes.",
+        ),
+    ] = 0.0
+
+
+class NotifySettings(BaseModel):
+    """Alert notifications: recipients, the outbox dispatcher, SMTP."""
+
+    enabled: Annotated[
+        bool, Field(description="Run the notification dispatcher (`pantau notify run`).")
+    ] = True
+    groups: Annotated[
+        list[RecipientGroup],
+        Field(description="Recipient groups (JSON list in the environment variable)."),
+    ] = []
+    reminder_interval_min: Annotated[
+        float, Field(ge=0, description="Remind every N minutes while firing unacknowledged; 0 off.")
+    ] = 15.0
+    poll_interval_s: Annotated[
+        float, Field(gt=0, le=10, description="How often the dispatcher looks for work, seconds.")
+    ] = 0.02
+    batch_max_rows: Annotated[
+        int, Field(ge=1, le=1000, description="Outbox rows claimed per round.")
+    ] = 50
+    lease_s: Annotated[
+        float, Field(gt=0, description="A claimed row is retried by anyone after this, seconds.")
+    ] = 60.0
+    max_attempts: Annotated[
+        int, Field(ge=1, description="Attempts before a notification is marked failed.")
+    ] = 10
+    retry_base_s: Annotated[
+        float, Field(gt=0, description="First retry delay, seconds (doubles per attempt).")
+    ] = 1.0
+    retry_max_s: Annotated[float, Field(gt=0, description="Longest retry delay, seconds.")] = 600.0
+    timeout_s: Annotated[float, Field(gt=0, description="HTTP/SMTP timeout, seconds.")] = 10.0
+    smtp_host: Annotated[str, Field(description="SMTP server host (empty: no e-mail).")] = ""
+    smtp_port: Annotated[int, Field(ge=1, le=65535, description="SMTP server port.")] = 25
+    smtp_starttls: Annotated[bool, Field(description="Upgrade the SMTP session with STARTTLS.")] = (
+        False
+    )
+    smtp_username: Annotated[str | None, Field(description="SMTP login (none: no auth).")] = None
+    smtp_password: Annotated[SecretStr | None, Field(description="SMTP password.")] = None
+    smtp_from: Annotated[str, Field(description="From address of alert e-mails.")] = (
+        "pantau@localhost"
+    )
+
+
 class Settings(BaseSettings):
     """All of Pantau's settings."""
 
@@ -423,6 +494,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     simulate: SimulateSettings = Field(default_factory=SimulateSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
     display_timezone: Annotated[
         str, Field(description="Time zone for people (logs, CLI); storage is always UTC.")
     ] = "Asia/Makassar"
@@ -486,7 +558,24 @@ def _env_value(value: object) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(_plain(value))  # pydantic-settings parses complex values as JSON
     return str(value)
+
+
+def _plain(value: object) -> object:
+    """JSON-ready, secrets revealed (for a child process's environment only)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, BaseModel):
+        return {k: _plain(getattr(value, k)) for k in type(value).model_fields}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    return value
 
 
 def settings_to_env(settings: Settings) -> dict[str, str]:

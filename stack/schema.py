@@ -14,6 +14,7 @@ from pantau.sql import metadata
 
 def all_tables() -> MetaData:
     """The shared metadata with every table of every package declared on it."""
+    import alerts.outbox_tables
     import alerts.tables
     import devices.models
     import ingest.dead_letters
