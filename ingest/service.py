@@ -8,9 +8,14 @@ import threading
 import time
 from types import FrameType
 
+from alerts.influx_points import InfluxAlertPoints
+from alerts.mqtt_state import MqttAlertState
+from alerts.rules import load_rules
+from alerts.store import AlertStore
 from devices.catalog import default_catalog
 from devices.directory import DeviceDirectory
 from devices.registry import Registry
+from ingest.alert_stage import AlertStage
 from ingest.broker_stats import BrokerStats
 from ingest.calibrate import CalibrationStage, DeviceTagStage
 from ingest.dead_letters import DeadLetterStore
@@ -24,6 +29,7 @@ from ingest.registry_gate import RegistryKindResolver
 from ingest.sink import InfluxSink, wait_for_influx
 from ingest.validate import Validator
 from pantau.influxdb import InfluxClient
+from pantau.mqtt_publish import WindowedPublisher
 from pantau.settings import Settings
 from pantau.sql import make_engine, migrate
 
@@ -120,7 +126,45 @@ class IngestService:
                 snapshot_interval_s=settings.detect.snapshot_interval_s,
             )
             stages.append(self.detector)
+        self.alerts: AlertStage | None = None
+        if settings.alerts.enabled:
+            self.alert_publisher = WindowedPublisher(
+                settings.mqtt.host,
+                settings.mqtt.port,
+                f"{settings.mqtt.client_id}-alerts",
+                window=1000,
+                username=settings.mqtt.username,
+                password=settings.mqtt.password.get_secret_value()
+                if settings.mqtt.password
+                else None,
+            )
+            self.alert_mqtt = MqttAlertState(self.alert_publisher, settings.alerts.mqtt_topic)
+            self.alerts = AlertStage(
+                load_rules(),
+                self.directory,
+                AlertStore(self.engine),
+                notifiers=[self.alert_mqtt.on_events, InfluxAlertPoints(self.influx).on_events],
+                tick_interval_s=settings.alerts.tick_interval_s,
+            )
+            stages.append(self.alerts)
         return stages
+
+    def _start_alerts(self) -> None:
+        """Rebuild the alert state from SQL, connect its publisher, start its timer."""
+        if self.alerts is None:
+            return
+        try:
+            self.alert_publisher.connect()
+        except Exception as exc:  # paho keeps retrying; alert state is republished later
+            log.warning("alert publisher cannot connect yet: %s", exc)
+        active = self.alerts.store.active()
+        self.alert_mqtt.rebuild(active)
+        watched = [
+            device.id
+            for device in self.directory.registry.current_state()[1]
+            if device.status == "active"
+        ]
+        self.alerts.start(watched)
 
     def readiness(self) -> dict[str, bool]:
         return {
@@ -144,6 +188,7 @@ class IngestService:
         self.metrics.influx_up.set(1)
         migrate(self.engine)
         self.directory.start()
+        self._start_alerts()
 
     def run(self) -> None:
         if self.settings.ingest.metrics_port:
@@ -178,6 +223,9 @@ class IngestService:
             self.source.stop()
             if self.broker_stats is not None:
                 self.broker_stats.stop()
+            if self.alerts is not None:
+                self.alerts.stop()
+                self.alert_publisher.client.loop_stop()
             self.directory.stop()
             self.sink.close()
             if self.health:

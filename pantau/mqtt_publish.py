@@ -120,7 +120,7 @@ class WindowedPublisher:
         return self
 
     def publish(
-        self, topic: str, payload: bytes, content_type: str | None = None
+        self, topic: str, payload: bytes, content_type: str | None = None, retain: bool = False
     ) -> mqtt.MQTTMessageInfo:
         """Send one QoS 1 message once the window has room; its `mid` names it in `on_ack`.
 
@@ -138,7 +138,7 @@ class WindowedPublisher:
         if content_type:
             properties = Properties(PacketTypes.PUBLISH)
             properties.ContentType = content_type
-        info = self.client.publish(topic, payload, qos=1, properties=properties)
+        info = self.client.publish(topic, payload, qos=1, retain=retain, properties=properties)
         if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
             raise RuntimeError(f"publish failed: {mqtt.error_string(info.rc)}")
         return info

@@ -319,6 +319,21 @@ class DetectSettings(BaseModel):
     ] = 60.0
 
 
+class AlertSettings(BaseModel):
+    """The alert stage of the ingester (rules in alerts/rules.yaml)."""
+
+    enabled: Annotated[
+        bool, Field(description="Evaluate the alert rules on every reading as it is ingested.")
+    ] = True
+    tick_interval_s: Annotated[
+        float, Field(gt=0, description="How often silent devices are checked (no-data), seconds.")
+    ] = 1.0
+    mqtt_topic: Annotated[
+        str,
+        Field(description="Retained per-device alert state is published under <this>/<device_id>."),
+    ] = "pantau/alerts"
+
+
 class SimulateSettings(BaseModel):
     """The field simulators that stand in for hardware."""
 
@@ -491,6 +506,7 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     detect: DetectSettings = Field(default_factory=DetectSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     simulate: SimulateSettings = Field(default_factory=SimulateSettings)
     stack: StackSettings = Field(default_factory=StackSettings)

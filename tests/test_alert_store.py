@@ -193,3 +193,21 @@ def test_events_after_follows_in_order(store: AlertStore) -> None:
     assert [e.level for e in events] == ["waspada", "siaga"]
     assert store.events_after(events[0].id)[0].id == events[1].id
     assert store.last_event_id() == events[1].id
+
+
+def test_simulated_gauges_are_registered_with_their_levels(engine: Engine) -> None:
+    from devices.registry import Registry
+    from devices.schemas import DeviceCreate
+    from simulators.fleet import simulated_devices
+    from simulators.registration import register_simulated_devices
+    from simulators.scenario import load_scenario
+
+    registry = Registry(engine)
+    fleet = simulated_devices(load_scenario("flood-malili"))
+    # One gauge registered by an earlier version, without levels.
+    registry.create_device(DeviceCreate(id="wl-malili-01", kind="water_level", name="old"))
+    register_simulated_devices(registry, fleet)
+    for device_id in ("wl-malili-01", "wl-malili-03"):
+        levels = registry.get_device(device_id).thresholds["level_cm"]
+        assert set(levels) == {"waspada", "siaga", "awas"}
+        assert levels["waspada"] < levels["siaga"] < levels["awas"]
