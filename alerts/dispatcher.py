@@ -36,7 +36,9 @@ from alerts.outbox import (
     mark_delivered,
     mark_failed_attempt,
     relay_events,
+    work_waiting,
 )
+from alerts.outbox_tables import watch
 from alerts.reminders import schedule_reminders
 from alerts.webhook import DeliveryError, WebhookSender
 from pantau.settings import NotifySettings
@@ -91,13 +93,23 @@ class Dispatcher:
     def run_once(self) -> int:
         """One round; the number of rows it finished (delivered, failed, retried, cancelled)."""
         groups = self.settings.groups
-        with self.engine.begin() as conn:
-            relay_events(conn, groups, self.clock())
         if time.monotonic() - self._last_reminder_scan >= self._reminder_scan_s:
             self._last_reminder_scan = time.monotonic()
-            with self.engine.begin() as conn:
-                schedule_reminders(conn, groups, self.settings.reminder_interval_min, self.clock())
+            with self.engine.connect() as conn:
+                firing = conn.execute(
+                    select(watch.c.alert_id).where(watch.c.unacked_since.is_not(None)).limit(1)
+                ).first()
+            if firing is not None:
+                with self.engine.begin() as conn:
+                    schedule_reminders(
+                        conn, groups, self.settings.reminder_interval_min, self.clock()
+                    )
+        with self.engine.connect() as conn:
+            if not work_waiting(conn, self.clock()):
+                return 0
+        # Relay and claim in one transaction: one commit between an event and its send.
         with self.engine.begin() as conn:
+            relay_events(conn, groups, self.clock())
             claims = claim_due(
                 conn, self.worker, self.clock(), self.settings.lease_s, self.settings.batch_max_rows
             )

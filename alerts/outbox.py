@@ -185,6 +185,22 @@ def watch_unacknowledged(conn: Connection, alert_id: int, state: str, now: datet
         conn.execute(update(watch).where(watch.c.alert_id == alert_id).values(unacked_since=None))
 
 
+def _due(now: datetime) -> Any:
+    return ((outbox.c.state == "pending") & (outbox.c.next_attempt_at <= now)) | (
+        (outbox.c.state == "sending") & (outbox.c.claimed_until < now)
+    )
+
+
+def work_waiting(conn: Connection, now: datetime) -> bool:
+    """A read-only look: are there events past the mark or rows due? Idle rounds take no
+    write lock (the ingester writes the same database)."""
+    mark = conn.execute(select(cursor.c.last_event_id).where(cursor.c.name == CURSOR_NAME)).scalar()
+    newest = conn.execute(select(func.max(tables.events.c.id))).scalar()
+    if newest is not None and (mark is None or newest > mark):
+        return True
+    return conn.execute(select(outbox.c.id).where(_due(now)).limit(1)).first() is not None
+
+
 def claim_due(
     conn: Connection, worker: str, now: datetime, lease_s: float, limit: int
 ) -> list[Claimed]:
@@ -204,16 +220,7 @@ def claim_due(
         )
         .exists()
     )
-    due = (
-        select(outbox.c.id)
-        .where(
-            ((outbox.c.state == "pending") & (outbox.c.next_attempt_at <= now))
-            | ((outbox.c.state == "sending") & (outbox.c.claimed_until < now))
-        )
-        .where(~blocked)
-        .order_by(outbox.c.id)
-        .limit(limit)
-    )
+    due = select(outbox.c.id).where(_due(now)).where(~blocked).order_by(outbox.c.id).limit(limit)
     if conn.dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
     rows = conn.execute(

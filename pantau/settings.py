@@ -1,9 +1,10 @@
 """Pantau's one typed settings object.
 
 Every option lives here, nested per component (``mqtt``, ``influx``, ``database``, ``api``,
-``ingest``, ``registry``, ``simulate``, ``stack``), with its unit in its name and its default
-documented where it is defined. Values come from the environment with the prefix ``PANTAU_``
-and ``__`` between levels (``PANTAU_INFLUX__BATCH_MAX_POINTS=10000``), or from a ``.env`` file.
+``ingest``, ``registry``, ``simulate``, ``stack``, ``notify`` ...), with its unit in its name
+and its default documented where it is defined. Values come from the environment with the
+prefix ``PANTAU_`` and ``__`` between levels (``PANTAU_INFLUX__BATCH_MAX_POINTS=10000``), or
+from a ``.env`` file.
 
 Components receive their slice through their constructor; no stage reads the environment.
 ``.env.example`` is generated from this module (``pantau settings env-example``).

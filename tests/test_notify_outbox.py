@@ -25,7 +25,7 @@ from alerts.webhook import verify
 from pantau.settings import NotifySettings, Settings
 from pantau.sql import make_engine
 from tests.conftest import PantauProcess, eventually
-from tests.notify_helpers import WebhookReceiver
+from tests.notify_helpers import SmtpServer, WebhookReceiver
 from tests.registry_helpers import database_url
 
 LADDER = {"waspada": (1, 250.0), "siaga": (2, 300.0), "awas": (3, 380.0)}
@@ -137,6 +137,34 @@ def test_every_event_goes_once_to_every_recipient(
         assert "Tinggi muka air" in bodies[0]["text"]["id"]
         assert "Water level" in bodies[0]["text"]["en"]
     assert outbox_states(engine) == {"delivered": 6}
+
+
+def test_email_through_the_outbox_in_both_languages(engine: Engine) -> None:
+    smtp = SmtpServer()
+    clock = Clock()
+    settings = NotifySettings.model_validate(
+        {
+            "groups": [{"name": "bpbd", "emails": ["petugas@bpbd.example"]}],
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp.port,
+            "smtp_from": "pantau@bpbd.example",
+        }
+    )
+    dispatcher = Dispatcher(engine, settings, clock=clock)
+    try:
+        AlertStore(engine).apply([river("awas", clock.now)])
+        drain(dispatcher)
+        drain(dispatcher)
+    finally:
+        dispatcher.close()
+        smtp.stop()
+    [message] = smtp.sink.messages
+    body = message.get_content()
+    assert message["To"] == "petugas@bpbd.example"
+    assert message["Subject"] == "[Pantau] PERINGATAN AWAS — wl-malili-01"
+    assert "Tinggi muka air 385 cm" in body and "Water level 385 cm" in body
+    assert "WITA" in body
+    assert outbox_states(engine) == {"delivered": 1}
 
 
 def test_webhook_retried_while_down_then_delivered_exactly_once(
