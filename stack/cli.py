@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from alerts.cli import register as register_alerts
 from api.cli import register as register_api
 from devices.cli import register as register_devices
 from ingest.anomaly.cli import register as register_detect
@@ -49,6 +50,7 @@ register_api(app)
 register_simulate(app)
 register_devices(app)
 register_people(app)
+register_alerts(app)
 
 
 @settings_app.command("env-example")
