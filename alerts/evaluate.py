@@ -121,24 +121,31 @@ class LadderState:
         if rows is None:
             return None
         row = len(self.contexts)
+        if row == len(self.rank):
+            self._grow(max(16, 2 * row))
         self.index[ctx.info.device_id] = row
         self.contexts.append(ctx)
         self.sources.append(ctx.thresholds)
-        up, down, shown = rows
-        self.up = np.vstack([self.up, up])
-        self.down = np.vstack([self.down, down])
-        self.shown = np.vstack([self.shown, shown])
-        self.rank = np.append(self.rank, 0)
-        self.pending = np.append(self.pending, False)
-        self.pend_rank = np.append(self.pend_rank, 0)
-        self.pend_since = np.append(self.pend_since, 0.0)
-        self.last = np.append(self.last, np.nan)
-        if self.rule.window_s:
-            self.bucket_id = np.vstack([self.bucket_id, np.full(BUCKETS, -1, np.int64)])
-            self.b_sum = np.vstack([self.b_sum, np.zeros(BUCKETS)])
-            self.b_cnt = np.vstack([self.b_cnt, np.zeros(BUCKETS)])
-            self.b_min = np.vstack([self.b_min, np.full(BUCKETS, np.inf)])
+        self.up[row], self.down[row], self.shown[row] = rows
         return row
+
+    def _grow(self, capacity: int) -> None:
+        """Room for `capacity` series (amortised doubling: no copy per new device)."""
+
+        def grown(array: np.ndarray, fill: object) -> np.ndarray:
+            out = np.full((capacity, *array.shape[1:]), fill, dtype=array.dtype)
+            out[: len(array)] = array
+            return out
+
+        self.up, self.down = grown(self.up, np.inf), grown(self.down, np.inf)
+        self.shown = grown(self.shown, np.nan)
+        self.rank, self.pending = grown(self.rank, 0), grown(self.pending, False)
+        self.pend_rank, self.pend_since = grown(self.pend_rank, 0), grown(self.pend_since, 0.0)
+        self.last = grown(self.last, np.nan)
+        if self.rule.window_s:
+            self.bucket_id = grown(self.bucket_id, -1)
+            self.b_sum, self.b_cnt = grown(self.b_sum, 0.0), grown(self.b_cnt, 0.0)
+            self.b_min = grown(self.b_min, np.inf)
 
     # -- windows ----------------------------------------------------------------------------
     def aggregate(
@@ -156,10 +163,20 @@ class LadderState:
         self.b_sum[idx[newer], slot[newer]] = 0.0
         self.b_cnt[idx[newer], slot[newer]] = 0.0
         self.b_min[idx[newer], slot[newer]] = np.inf
-        ok = finite & (self.bucket_id[idx, slot] == b)
-        np.add.at(self.b_sum, (idx[ok], slot[ok]), v[ok])
-        np.add.at(self.b_cnt, (idx[ok], slot[ok]), 1.0)
-        np.minimum.at(self.b_min, (idx[ok], slot[ok]), v[ok])
+        ok = finite & ((held == b) | newer)
+        # Sums and counts by bincount over (series, slot) (np.add.at is far slower).
+        flat = idx[ok] * BUCKETS + slot[ok]
+        size = self.b_sum.size
+        self.b_sum += np.bincount(flat, weights=v[ok], minlength=size).reshape(self.b_sum.shape)
+        self.b_cnt += np.bincount(flat, minlength=size).reshape(self.b_cnt.shape)
+        if rule.aggregate == "rise" and flat.size:
+            order = np.argsort(flat, kind="stable")
+            keys = flat[order]
+            starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+            lows = np.minimum.reduceat(v[ok][order], starts)
+            cells = keys[starts]
+            view = self.b_min.reshape(-1)
+            view[cells] = np.minimum(view[cells], lows)
         reverse = idx[::-1]
         series, first_from_end = np.unique(reverse, return_index=True)
         last_pos = len(idx) - 1 - first_from_end
@@ -213,6 +230,7 @@ class AlertEvaluator:
                 self._emit_simple(self.nodata, ctx, "nodata", 0, _at(now))
             if self.anomaly is not None and (cols.anomaly or cols.device_id in self.anomalous):
                 self._anomalies(self.anomaly, ctx, cols)
+            ts_f = cols.ts_ms.astype(np.float64)
             for state in self.by_kind.get(cols.kind, ()):
                 rule = state.rule
                 values = cols.fields.get(rule.field or "")
@@ -229,7 +247,7 @@ class AlertEvaluator:
                         values = np.where(gate >= rule.gate_at, values, np.nan)
                 lists = per_rule.setdefault(rule.id, ([], [], []))
                 lists[0].append(np.full(len(values), row, np.int64))
-                lists[1].append(cols.ts_ms.astype(np.float64))
+                lists[1].append(ts_f)
                 lists[2].append(np.asarray(values, np.float64))
         for rule_id, (idx_parts, ts_parts, v_parts) in per_rule.items():
             state = self.ladders[rule_id]

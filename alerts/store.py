@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, delete, insert, or_, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from alerts import tables
@@ -429,7 +429,10 @@ class AlertStore:
         return [alert_from_row(r) for r in rows]
 
     def count_active(self) -> int:
-        return len(self.active())
+        e = tables.episodes
+        with self.engine.connect() as conn:
+            query = select(func.count()).select_from(e).where(e.c.resolved_at.is_(None))
+            return int(conn.execute(query).scalar_one())
 
     def events_after(self, last_id: int, limit: int = 500) -> list[AlertEvent]:
         """Events with id > `last_id`, oldest first: how followers (SSE, MQTT) catch up."""

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import AppServices
 from api.guards import BodySizeLimit, validation_error_answer
-from api.routes import dead_letters, devices, health, readings, users
+from api.routes import alerts, dead_letters, devices, health, readings, users
 from devices.catalog import default_catalog
 from devices.registry import Registry
 from ingest.dead_letters import DeadLetterStore
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dead_letters.replay_router)
     app.include_router(devices.router)
     app.include_router(users.router)
+    app.include_router(alerts.router)
 
     @app.exception_handler(RefusedError)
     def _refused(request: Request, exc: RefusedError) -> JSONResponse:

@@ -238,6 +238,15 @@ class IngestService:
                 self.pipeline.acked,
             )
 
+    def _active_alerts(self) -> str:
+        """Active (unresolved) alert episodes, for the status line; `-` when alerting is off."""
+        if self.alerts is None:
+            return "-"
+        try:
+            return str(self.alerts.store.count_active())
+        except Exception:  # the database is away: the line still goes out
+            return "?"
+
     def _report(self) -> None:
         interval = self.settings.ingest.status_interval_s
         last_received = last_written = last_events = last_committed = 0
@@ -262,7 +271,7 @@ class IngestService:
                 self.metrics.lag.set(0)
             log.info(
                 "received=%d (%.0f/s) written=%d (%.0f/s) rejected=%d backlog=%d gaps=%d "
-                "lag=%s mqtt=%s influx=%s",
+                "lag=%s mqtt=%s influx=%s alerts=%s",
                 received,
                 (received - last_received) / interval,
                 written,
@@ -273,6 +282,7 @@ class IngestService:
                 "-" if lag_s is None else f"{lag_s:.1f}s",
                 "up" if self.source.connected else "down",
                 "up" if self.sink.healthy else "down",
+                self._active_alerts(),
             )
             last_received, last_written, last_committed = received, written, committed
             stored = self.broker_stats.stored if self.broker_stats is not None else None

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from alerts.cli import register as register_alerts
 from alerts.notify_cli import register as register_notify
 from api.cli import register as register_api
 from devices.cli import register as register_devices
@@ -50,6 +51,7 @@ register_api(app)
 register_simulate(app)
 register_devices(app)
 register_people(app)
+register_alerts(app)
 register_notify(app)
 
 

@@ -211,3 +211,28 @@ def test_simulated_gauges_are_registered_with_their_levels(engine: Engine) -> No
         levels = registry.get_device(device_id).thresholds["level_cm"]
         assert set(levels) == {"waspada", "siaga", "awas"}
         assert levels["waspada"] < levels["siaga"] < levels["awas"]
+
+
+def test_cli_list_ack_resolve_tail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from stack.cli import app
+
+    url = f"sqlite:///{tmp_path}/cli.db"
+    monkeypatch.setenv("PANTAU_DATABASE__URL", url)
+    runner = CliRunner()
+    assert "no alerts" in runner.invoke(app, ["alerts", "list"]).output
+    engine = make_engine(url)
+    opened = AlertStore(engine).apply([river("awas", 1, 400)])[0]
+    listed = runner.invoke(app, ["alerts", "list"])
+    assert f"#{opened.alert_id}" in listed.output and "PERINGATAN AWAS" in listed.output
+    acked = runner.invoke(
+        app, ["alerts", "ack", str(opened.alert_id), "--note", "otw", "--by", "rina"]
+    )
+    assert acked.exit_code == 0 and "DITANGANI" in acked.output
+    tail = runner.invoke(app, ["alerts", "tail", "--en", "--duration-s", "0.2"])
+    assert "ACKNOWLEDGED AWAS" in tail.output
+    assert runner.invoke(app, ["alerts", "resolve", str(opened.alert_id)]).exit_code == 0
+    again = runner.invoke(app, ["alerts", "ack", str(opened.alert_id)])
+    assert again.exit_code == 1 and "already resolved" in again.output
+    engine.dispose()
