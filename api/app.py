@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import AppServices
 from api.guards import BodySizeLimit, validation_error_answer
-from api.routes import alerts, dead_letters, devices, health, readings, users
+from api.routes import alerts, dead_letters, devices, health, notifications, readings, users
 from devices.catalog import default_catalog
 from devices.registry import Registry
 from ingest.dead_letters import DeadLetterStore
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(users.router)
     app.include_router(alerts.router)
+    app.include_router(notifications.router)
 
     @app.exception_handler(RefusedError)
     def _refused(request: Request, exc: RefusedError) -> JSONResponse:

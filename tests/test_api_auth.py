@@ -73,6 +73,7 @@ MATRIX: dict[tuple[str, str], Role | None] = {
     ("POST", "/silences"): T,
     ("GET", "/silences"): V,
     ("DELETE", "/silences/{silence_id}"): T,
+    ("GET", "/notifications"): R,
 }
 ALLOWED = {
     V: set(Role),

@@ -368,3 +368,41 @@ def test_dispatcher_killed_mid_send_and_restarted_loses_nothing(
     assert stranded >= 1, "the kill did not catch a send in flight: the test proved nothing"
     for posts in deliveries.values():
         assert len({p.body for p in posts}) == 1  # a repeat is the same notification
+
+
+def test_failed_notifications_are_listed_by_the_api(
+    settings: Settings, tmp_path: Path, receiver: WebhookReceiver
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.registry_helpers import bearer, role_tokens
+
+    url = next(database_url("sqlite", tmp_path))
+    app_settings = settings.model_copy(update={"database": settings.database.model_copy()})
+    app_settings.database.url = url
+    tokens = role_tokens(url)
+    engine = make_engine(url)
+    clock = Clock()
+    receiver.down()
+    dispatcher = Dispatcher(engine, notify_settings(receiver, max_attempts=1), clock=clock)
+    [event] = AlertStore(engine).apply([river("awas", clock.now)])
+    drain(dispatcher)
+    dispatcher.close()
+    engine.dispose()
+    with TestClient(create_app(app_settings)) as client:
+        answer = client.get(
+            "/notifications", params={"state": "failed"}, headers=bearer(tokens["responder"])
+        )
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["counts"] == {"failed": 1}
+        [row] = body["notifications"]
+        assert row["alert_id"] == event.alert_id and row["recipient"] == receiver.url
+        assert row["state"] == "failed" and row["attempts"] == 1 and row["last_error"]
+        viewer = client.get("/notifications", headers=bearer(tokens["viewer"]))
+        assert viewer.status_code == 403
+        bad = client.get(
+            "/notifications", params={"state": "lost"}, headers=bearer(tokens["admin"])
+        )
+        assert bad.status_code == 422
