@@ -109,6 +109,15 @@ def enqueue_notifications(
     if transition not in NOTIFY_TRANSITIONS:
         return 0
     alert = dict(get("alert"))
+    recipients = targets(groups, str(alert.get("severity")), escalation=False)
+    if transition in ("acknowledged", "resolved"):
+        # An escalation group that was told an alert is unattended hears when it is attended.
+        told = conn.execute(
+            select(outbox.c.group_name, outbox.c.channel, outbox.c.recipient)
+            .where(outbox.c.alert_id == get("alert_id"), outbox.c.kind == "escalation")
+            .distinct()
+        ).all()
+        recipients += [Target(g, c, r) for g, c, r in told if Target(g, c, r) not in recipients]
     rows = [
         {
             "alert_id": get("alert_id"),
@@ -125,7 +134,7 @@ def enqueue_notifications(
             "payload": payload_for(alert, "event", get("id"), transition=transition),
             "created_at": now,
         }
-        for target in targets(groups, str(alert.get("severity")), escalation=False)
+        for target in recipients
     ]
     return insert_ignoring_repeats(conn, rows)
 

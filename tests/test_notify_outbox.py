@@ -279,8 +279,9 @@ def test_reminders_until_acknowledged_and_escalation(engine: Engine) -> None:
         drain(dispatcher)
         assert kinds(team) == ["event", "reminder", "reminder", "event"]
         assert team.posts[-1].json["state"] == "acknowledged"
-        assert kinds(chief) == ["escalation"]
-        assert outbox_states(engine) == {"delivered": 5, "cancelled": 1}
+        assert kinds(chief) == ["escalation", "event"]  # told it is attended now
+        assert chief.posts[-1].json["acknowledged_by"] == "petugas-1"
+        assert outbox_states(engine) == {"delivered": 6, "cancelled": 1}
     finally:
         dispatcher.close()
         team.down()
