@@ -168,10 +168,14 @@ class Dispatcher:
         while not stop.is_set():
             try:
                 busy = self.run_once()
-            except OperationalError as exc:
+            except OperationalError as exc:  # database away or busy: nothing is lost
                 log.warning("notification round failed, retrying: %s", exc)
                 busy = 0
                 stop.wait(1.0)
+            except Exception:  # a bug must not end the dispatcher; the rows stay in SQL
+                log.exception("notification round failed unexpectedly; retrying in 5 s")
+                busy = 0
+                stop.wait(5.0)
             if not busy:
                 stop.wait(self.settings.poll_interval_s)
         self.close()

@@ -139,19 +139,26 @@ def enqueue_notifications(
     return insert_ignoring_repeats(conn, rows)
 
 
+def lock_outbox(conn: Connection) -> bool:
+    """Begin the caller's transaction with a write (a row lock on PostgreSQL, the write lock on
+    SQLite) before anything is read, so two relays or schedulers take turns instead of both
+    reading the same state — and SQLite never has to upgrade a read to a write, which fails
+    at once when another writer committed in between. False when the cursor row is missing."""
+    return bool(
+        conn.execute(
+            update(cursor)
+            .where(cursor.c.name == CURSOR_NAME)
+            .values(last_event_id=cursor.c.last_event_id)
+        ).rowcount
+    )
+
+
 def relay_events(
     conn: Connection, groups: Sequence[RecipientGroup], now: datetime, limit: int = 500
 ) -> int:
     """Move the events after the high-water mark into the outbox, and the mark past them,
     in the caller's transaction. The number of events relayed."""
-    # Writing first takes the lock (a row lock on PostgreSQL, the write lock on SQLite) before
-    # anything is read, so two relays take turns instead of both reading the same mark.
-    locked = conn.execute(
-        update(cursor)
-        .where(cursor.c.name == CURSOR_NAME)
-        .values(last_event_id=cursor.c.last_event_id)
-    ).rowcount
-    if not locked:
+    if not lock_outbox(conn):
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         conn.execute(
             dialect.insert(cursor)

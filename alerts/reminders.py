@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from alerts import tables
-from alerts.outbox import insert_ignoring_repeats, payload_for, targets
+from alerts.outbox import insert_ignoring_repeats, lock_outbox, payload_for, targets
 from alerts.outbox_tables import watch
 from alerts.store import alert_from_row
 from pantau.settings import RecipientGroup
@@ -37,6 +37,7 @@ def schedule_reminders(
     now: datetime,
 ) -> int:
     """Enqueue the reminders and escalations due at `now`. The number of rows inserted."""
+    lock_outbox(conn)
     e = tables.episodes
     rows = conn.execute(
         select(e, watch.c.unacked_since)

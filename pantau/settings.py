@@ -426,8 +426,17 @@ class WebhookTarget(BaseModel):
 
     url: Annotated[str, Field(description="Where the Alert JSON is POSTed (http or https).")]
     secret: Annotated[
-        SecretStr, Field(description="Shared secret for the X-Pantau-Signature HMAC-SHA256.")
+        SecretStr,
+        Field(min_length=1, description="Shared secret for the X-Pantau-Signature HMAC-SHA256."),
     ]
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"a webhook URL is http(s)://host/..., not {value[:80]!r}")
+        return value
 
 
 class RecipientGroup(BaseModel):
@@ -439,6 +448,15 @@ class RecipientGroup(BaseModel):
     ] = ["warning", "critical"]
     webhooks: Annotated[list[WebhookTarget], Field(description="Webhooks of the group.")] = []
     emails: Annotated[list[str], Field(description="E-mail addresses of the group.")] = []
+
+    @field_validator("severities")
+    @classmethod
+    def _known_severities(cls, value: list[str]) -> list[str]:
+        unknown = set(value) - {"info", "warning", "critical"}
+        if unknown:
+            raise ValueError(f"unknown severities {sorted(unknown)}: info, warning, critical")
+        return value
+
     escalate_after_min: Annotated[
         float,
         Field(
@@ -489,6 +507,15 @@ class NotifySettings(BaseModel):
     smtp_from: Annotated[str, Field(description="From address of alert e-mails.")] = (
         "pantau@localhost"
     )
+
+    @field_validator("groups")
+    @classmethod
+    def _unique_group_names(cls, value: list[RecipientGroup]) -> list[RecipientGroup]:
+        names = [g.name for g in value]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"recipient group names must be unique: {repeated}")
+        return value
 
 
 class Settings(BaseSettings):

@@ -116,3 +116,31 @@ def test_email_server_down_is_a_delivery_error() -> None:
     sender = SmtpSender("127.0.0.1", free_port(), "pantau@x", timeout_s=2)
     with pytest.raises(DeliveryError, match="SMTP"):
         sender.send("a@x", ALERT, "1", datetime.now(UTC))
+
+
+def test_recipient_groups_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from pantau.settings import Settings, settings_to_env
+
+    groups = (
+        '[{"name": "bpbd", "webhooks": [{"url": "https://ops.example/h", "secret": "s"}],'
+        ' "emails": ["a@bpbd.example"]},'
+        ' {"name": "kepala", "severities": ["critical"], "escalate_after_min": 30}]'
+    )
+    monkeypatch.setenv("PANTAU_NOTIFY__GROUPS", groups)
+    settings = Settings()
+    first, second = settings.notify.groups
+    assert first.webhooks[0].secret.get_secret_value() == "s"
+    assert first.severities == ["warning", "critical"] and second.escalate_after_min == 30
+    # A child process gets the same groups, secrets included (pantau up → pantau notify run).
+    monkeypatch.setenv("PANTAU_NOTIFY__GROUPS", settings_to_env(settings)["PANTAU_NOTIFY__GROUPS"])
+    assert Settings().notify.groups == settings.notify.groups
+    for bad in (
+        '[{"name": "x", "webhooks": [{"url": "ftp://h/x", "secret": "s"}]}]',
+        '[{"name": "x", "severities": ["urgent"]}]',
+        '[{"name": "x"}, {"name": "x"}]',
+    ):
+        monkeypatch.setenv("PANTAU_NOTIFY__GROUPS", bad)
+        with pytest.raises(ValidationError):
+            Settings()
