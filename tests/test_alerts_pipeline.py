@@ -234,3 +234,65 @@ def test_a_dropout_raises_a_no_data_alert(
     assert [e["transition"] for e in events] == ["firing", "resolved"]
     assert "wl-larona-02" not in events_of(engine, "nodata")
     engine.dispose()
+
+
+def test_kill_9_restart_and_redelivery_keep_one_episode(
+    settings: Settings, run_pantau: Callable[..., PantauProcess]
+) -> None:
+    from devices.schemas import DeviceCreate
+    from tests.mqtt_helpers import Publisher
+
+    engine = make_engine(settings.database.url)
+    migrate(engine)
+    Registry(engine).create_device(
+        DeviceCreate.model_validate(
+            {
+                "id": "wl-r",
+                "kind": "water_level",
+                "name": "r",
+                "site": "Jembatan Malili",
+                "district": "Malili",
+                "thresholds": {"level_cm": {"waspada": 260, "siaga": 320, "awas": 380}},
+            }
+        )
+    )
+    t0 = int(time.time() * 1000) - 3_600_000
+
+    def send(levels: list[tuple[int, float]]) -> None:
+        publisher = Publisher(settings.mqtt, client_id="test-restart-pub")
+        for seq, level in levels:
+            body = {"ts": t0 + seq * 60_000, "seq": seq, "level_cm": level}
+            publisher.telemetry("wl-r", orjson.dumps(body))
+        publisher.close()
+
+    def levels() -> list[tuple[str, str]]:
+        return [
+            (e["transition"], e["level"]) for e in events_of(engine, "river_level").get("wl-r", [])
+        ]
+
+    first = run_pantau(["ingest"], settings)
+    eventually(lambda: "session" in first.log_tail(), what="ingester connected")
+    rising = [(1, 200.0), (2, 265.0), (3, 330.0)]
+    send(rising)
+    eventually(lambda: len(levels()) == 2, what="waspada then siaga")
+    first.kill()  # kill -9: no goodbye, state only in SQL
+    second = run_pantau(["ingest"], settings)
+    eventually(lambda: "session" in second.log_tail(), what="restarted ingester connected")
+    send(rising)  # the same readings again, as a redelivery would bring them
+    send([(4, 390.0), (5, 300.0)])
+    eventually(lambda: len(levels()) >= 4, what="awas, then back to waspada")
+    time.sleep(1.0)  # anything extra would have arrived by now
+    assert levels() == [
+        ("firing", "waspada"),
+        ("escalated", "siaga"),
+        ("escalated", "awas"),
+        ("deescalated", "waspada"),
+    ]
+    assert len({e["alert_id"] for e in events_of(engine, "river_level")["wl-r"]}) == 1
+    state = retained(settings, "pantau/alerts/wl-r")
+    active = {a["rule"]: (a["level"], a["state"]) for a in state["alerts"]}
+    assert active == {
+        "river_level": ("waspada", "firing"),
+        "rate_of_rise": ("rate_of_rise", "firing"),
+    }
+    engine.dispose()
