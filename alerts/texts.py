@@ -66,6 +66,9 @@ _STATE_EN = {
 }
 
 
+_LADDERS = {"river_level", "ispu_pm25", "ispu_pm10", "rain_daily", "rain_hourly"}
+
+
 def level_name_id(level: str) -> str:
     return _LEVEL_ID.get(level, level.replace("_", " ").title())
 
@@ -120,7 +123,7 @@ def render(alert: Alert) -> dict[str, str]:
     if alert.next_level:
         parts_id.append(f"tingkat berikutnya {level_name_id(alert.next_level)}")
         parts_en.append(f"next level {level_name_en(alert.next_level)}")
-    elif alert.level_rank > 0 and alert.rule in {"river_level", "ispu", "rain_daily"}:
+    elif alert.level_rank > 0 and alert.rule in _LADDERS:
         parts_id.append("tingkat tertinggi")
         parts_en.append("highest level")
     if alert.reason:
