@@ -81,6 +81,7 @@ class LadderState:
         self.pend_rank = np.zeros(0, np.int64)
         self.pend_since = np.zeros(0)
         self.last = np.full(0, np.nan)
+        self.seen = np.full(0, -np.inf)  # newest reading time per series, ms
         if rule.window_s:
             self.bucket_id = np.full((0, BUCKETS), -1, np.int64)
             self.b_sum = np.zeros((0, BUCKETS))
@@ -142,6 +143,7 @@ class LadderState:
         self.rank, self.pending = grown(self.rank, 0), grown(self.pending, False)
         self.pend_rank, self.pend_since = grown(self.pend_rank, 0), grown(self.pend_since, 0.0)
         self.last = grown(self.last, np.nan)
+        self.seen = grown(self.seen, -np.inf)
         if self.rule.window_s:
             self.bucket_id = grown(self.bucket_id, -1)
             self.b_sum, self.b_cnt = grown(self.b_sum, 0.0), grown(self.b_cnt, 0.0)
@@ -254,6 +256,13 @@ class AlertEvaluator:
             idx = np.concatenate(idx_parts)
             ts = np.concatenate(ts_parts)
             v = np.concatenate(v_parts)
+            # A reading not newer than the series' newest is a redelivery: already counted.
+            fresh = ts > state.seen[idx]
+            if not fresh.all():
+                idx, ts, v = idx[fresh], ts[fresh], v[fresh]
+                if not len(idx):
+                    continue
+            state.seen[idx] = np.maximum(state.seen[idx], ts)
             if state.rule.window_s:
                 idx, ts, v = state.aggregate(idx, ts, v)
             self._ladder(state, idx, ts, v)
@@ -269,6 +278,9 @@ class AlertEvaluator:
         r = state.rank[idx]
         needs = (k > r) | (d < r) | state.pending[idx]
         if needs.any():
+            # A series that changes walks all its readings of the batch: after its first
+            # change, the band of its later readings is not the one computed above.
+            needs = np.isin(idx, idx[needs])
             # The value before each reading, within the batch or from the last one: the trend.
             prev = state.last[idx]
             order = np.argsort(idx, kind="stable")

@@ -43,15 +43,13 @@ _FIELD_ID = {
     "level_cm": "Tinggi muka air",
     "pm25_ugm3": "PM2.5",
     "pm10_ugm3": "PM10",
-    "rain_mm": "Curah hujan",
-    "rain_mm_h": "Intensitas hujan",
-    "speed_kmh": "Kecepatan lalu lintas",
+    "rainfall_mm": "Curah hujan",
+    "avg_speed_kmh": "Kecepatan lalu lintas",
 }
 _FIELD_EN = {
     "level_cm": "Water level",
-    "rain_mm": "Rainfall",
-    "rain_mm_h": "Rain intensity",
-    "speed_kmh": "Traffic speed",
+    "rainfall_mm": "Rainfall",
+    "avg_speed_kmh": "Traffic speed",
 }
 _TREND_ID = {Trend.RISING: "naik", Trend.FALLING: "turun", Trend.STEADY: "tetap"}
 _STATE_ID = {
@@ -66,6 +64,9 @@ _STATE_EN = {
     State.ACKNOWLEDGED: "ACKNOWLEDGED",
     State.RESOLVED: "RESOLVED",
 }
+
+
+_LADDERS = {"river_level", "ispu_pm25", "ispu_pm10", "rain_daily", "rain_hourly"}
 
 
 def level_name_id(level: str) -> str:
@@ -94,7 +95,7 @@ def render(alert: Alert) -> dict[str, str]:
     at = wita(alert.resolved_at or alert.updated_at)
     level_id, level_en = level_name_id(alert.level), level_name_en(alert.level)
     field_id = _FIELD_ID.get(alert.field or "", alert.field or "")
-    field_en = _FIELD_EN.get(alert.field or "", alert.field or "")
+    field_en = _FIELD_EN.get(alert.field or "", field_id)
     value = _number(alert.value, alert.unit)
     threshold = _number(alert.threshold, alert.unit)
     district_id = f", Kec. {device.district}" if device.district else ""
@@ -122,7 +123,7 @@ def render(alert: Alert) -> dict[str, str]:
     if alert.next_level:
         parts_id.append(f"tingkat berikutnya {level_name_id(alert.next_level)}")
         parts_en.append(f"next level {level_name_en(alert.next_level)}")
-    elif alert.level_rank > 0 and alert.rule in {"river_level", "ispu", "rain_daily"}:
+    elif alert.level_rank > 0 and alert.rule in _LADDERS:
         parts_id.append("tingkat tertinggi")
         parts_en.append("highest level")
     if alert.reason:

@@ -195,3 +195,19 @@ def test_bad_rules_are_refused() -> None:
         )
     with pytest.raises(RuleError, match="type"):
         parse_rule("x", {"type": "nope"})
+
+
+def test_a_series_that_changes_walks_the_rest_of_its_batch(evaluator: AlertEvaluator) -> None:
+    evaluator.observe([gauge([330, 330])])  # Siaga (through Waspada)
+    evaluator.take()
+    # Down, then back up within one batch: both steps, although the last reading alone
+    # sits inside the band the batch started with.
+    evaluator.observe([gauge([200, 265, 330], start_min=2)])
+    assert river(evaluator) == [("normal", 0), ("waspada", 1), ("siaga", 2)]
+
+
+def test_redelivered_readings_are_not_evaluated_again(evaluator: AlertEvaluator) -> None:
+    evaluator.observe([gauge([200, 265, 330])])
+    assert river(evaluator) == [("waspada", 1), ("siaga", 2)]
+    evaluator.observe([gauge([200, 265, 330])])  # the same readings again
+    assert evaluator.take() == []

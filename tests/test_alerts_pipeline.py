@@ -159,3 +159,140 @@ def _ts(value: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def run_scenario(
+    settings: Settings,
+    run_pantau: Callable[..., PantauProcess],
+    scenario: Any,
+    hours: float,
+    wall_s: float,
+    interval_s: float | None = None,
+) -> Any:
+    """Register the scenario's devices, start an ingester, play `hours` in about `wall_s`."""
+    engine = make_engine(settings.database.url)
+    migrate(engine)
+    registry = Registry(engine)
+    register_simulated_devices(registry, simulated_devices(scenario))
+    if interval_s is not None:
+        from devices.schemas import DeviceUpdate
+
+        for info in simulated_devices(scenario):
+            registry.update_device(info.id, DeviceUpdate(interval_s=interval_s))
+    ingester = run_pantau(["ingest"], settings)
+    eventually(lambda: "session" in ingester.log_tail(), what="ingester connected")
+    Simulation(
+        settings.mqtt,
+        scenario,
+        interval_s=INTERVAL_S,
+        speed=hours * 3600 / wall_s,
+        start_s=time.time() - hours * 3600 - 120,
+        client_id="test-scenario-sim",
+    ).run()
+    return engine
+
+
+def test_haze_raises_an_ispu_alert(
+    settings: Settings, run_pantau: Callable[..., PantauProcess]
+) -> None:
+    scenario = scenario_of("haze", kinds=["environment"], only=["env-wotu-01"], duration="14h")
+    engine = run_scenario(settings, run_pantau, scenario, hours=14, wall_s=12)
+    events = eventually(
+        lambda: events_of(engine, "ispu_pm25").get("env-wotu-01"), what="an ISPU alert"
+    )
+    assert isinstance(events, list)
+    firing = [e for e in events if e["state"] == "firing"]
+    assert firing and firing[0]["level"] == "tidak_sehat"
+    assert events[0]["transition"] == "pending"  # its 5 minute for-duration first
+    assert len({e["alert_id"] for e in events}) == 1
+    text = firing[0]["alert"]["text"]
+    assert "Tidak Sehat" in text["id"] and "PM2.5" in text["en"] and "WITA" in text["id"]
+    engine.dispose()
+
+
+def test_a_dropout_raises_a_no_data_alert(
+    settings: Settings, run_pantau: Callable[..., PantauProcess]
+) -> None:
+    # wl-larona-03 drops out from 45 to 75 min; -02 keeps reporting. At 300x a reading
+    # comes every 0.2 s; registered with interval_s 1, 3 s of silence is no-data.
+    dropout = {"kind": "dropout", "devices": "wl-larona-03", "start": "45m", "duration": "30m"}
+    scenario = scenario_of(
+        "sensor-faults",
+        kinds=["water_level"],
+        only=["wl-larona-0[23]"],
+        duration="85m",
+        faults=[dropout],  # the scenario's own dropout, without faults of other devices
+    )
+    engine = run_scenario(
+        settings, run_pantau, scenario, hours=85 / 60, wall_s=85 * 60 / 300, interval_s=1.0
+    )
+    events = eventually(
+        lambda: (got := events_of(engine, "nodata").get("wl-larona-03")) and len(got) >= 2 and got,
+        what="no-data opened and resolved",
+    )
+    assert isinstance(events, list)
+    assert [e["transition"] for e in events] == ["firing", "resolved"]
+    assert "wl-larona-02" not in events_of(engine, "nodata")
+    engine.dispose()
+
+
+def test_kill_9_restart_and_redelivery_keep_one_episode(
+    settings: Settings, run_pantau: Callable[..., PantauProcess]
+) -> None:
+    from devices.schemas import DeviceCreate
+    from tests.mqtt_helpers import Publisher
+
+    engine = make_engine(settings.database.url)
+    migrate(engine)
+    Registry(engine).create_device(
+        DeviceCreate.model_validate(
+            {
+                "id": "wl-r",
+                "kind": "water_level",
+                "name": "r",
+                "site": "Jembatan Malili",
+                "district": "Malili",
+                "thresholds": {"level_cm": {"waspada": 260, "siaga": 320, "awas": 380}},
+            }
+        )
+    )
+    t0 = int(time.time() * 1000) - 3_600_000
+
+    def send(levels: list[tuple[int, float]]) -> None:
+        publisher = Publisher(settings.mqtt, client_id="test-restart-pub")
+        for seq, level in levels:
+            body = {"ts": t0 + seq * 60_000, "seq": seq, "level_cm": level}
+            publisher.telemetry("wl-r", orjson.dumps(body))
+        publisher.close()
+
+    def levels() -> list[tuple[str, str]]:
+        return [
+            (e["transition"], e["level"]) for e in events_of(engine, "river_level").get("wl-r", [])
+        ]
+
+    first = run_pantau(["ingest"], settings)
+    eventually(lambda: "session" in first.log_tail(), what="ingester connected")
+    rising = [(1, 200.0), (2, 265.0), (3, 330.0)]
+    send(rising)
+    eventually(lambda: len(levels()) == 2, what="waspada then siaga")
+    first.kill()  # kill -9: no goodbye, state only in SQL
+    second = run_pantau(["ingest"], settings)
+    eventually(lambda: "session" in second.log_tail(), what="restarted ingester connected")
+    send(rising)  # the same readings again, as a redelivery would bring them
+    send([(4, 390.0), (5, 300.0)])
+    eventually(lambda: len(levels()) >= 4, what="awas, then back to waspada")
+    time.sleep(1.0)  # anything extra would have arrived by now
+    assert levels() == [
+        ("firing", "waspada"),
+        ("escalated", "siaga"),
+        ("escalated", "awas"),
+        ("deescalated", "waspada"),
+    ]
+    assert len({e["alert_id"] for e in events_of(engine, "river_level")["wl-r"]}) == 1
+    state = retained(settings, "pantau/alerts/wl-r")
+    active = {a["rule"]: (a["level"], a["state"]) for a in state["alerts"]}
+    assert active == {
+        "river_level": ("waspada", "firing"),
+        "rate_of_rise": ("rate_of_rise", "firing"),
+    }
+    engine.dispose()
