@@ -8,6 +8,7 @@ import typer
 
 from alerts.cli import register as register_alerts
 from api.cli import register as register_api
+from dashboards.cli import register as register_dashboards
 from devices.cli import register as register_devices
 from ingest.anomaly.cli import register as register_detect
 from ingest.cli import register as register_ingest
@@ -50,6 +51,7 @@ register_api(app)
 register_simulate(app)
 register_devices(app)
 register_people(app)
+register_dashboards(app)
 register_alerts(app)
 
 
