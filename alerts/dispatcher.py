@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
@@ -165,7 +166,11 @@ class Dispatcher:
         log.info(
             "notification dispatcher %s started (%d groups)", self.worker, len(self.settings.groups)
         )
+        beat = float("-inf")
         while not stop.is_set():
+            if self.settings.heartbeat_path and time.monotonic() - beat >= 5.0:
+                beat = time.monotonic()
+                Path(self.settings.heartbeat_path).touch()  # alive: the health check reads it
             try:
                 busy = self.run_once()
             except OperationalError as exc:  # database away or busy: nothing is lost

@@ -4,7 +4,7 @@ The payload is the device's whole current state, `{"device_id", "alerts": [Alert
 empty list once nothing is active), so a subscriber that connects at any time gets the truth
 from the retained message alone. It follows the `alert_events` the store wrote (in id order)
 and is rebuilt from the open episodes at start. Publishing uses the one QoS 1 publisher,
-`pantau.mqtt_publish.WindowedPublisher`; a broker outage loses nothing that matters, since the
+`pantau.mqtt_publish.Qos1Publisher`; a broker outage loses nothing that matters, since the
 next change (or the next start) republishes the whole state.
 """
 
@@ -17,13 +17,13 @@ from typing import Any
 import orjson
 
 from alerts.model import Alert, AlertEvent
-from pantau.mqtt_publish import WindowedPublisher
+from pantau.mqtt_publish import Qos1Publisher
 
 log = logging.getLogger(__name__)
 
 
 class MqttAlertState:
-    def __init__(self, publisher: WindowedPublisher, topic: str = "pantau/alerts") -> None:
+    def __init__(self, publisher: Qos1Publisher, topic: str = "pantau/alerts") -> None:
         self.publisher = publisher
         self.topic = topic.rstrip("/")
         self.active: dict[str, dict[int, dict[str, Any]]] = {}

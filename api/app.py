@@ -4,14 +4,26 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from api.deps import AppServices
 from api.guards import BodySizeLimit, validation_error_answer
-from api.routes import alerts, dead_letters, devices, health, notifications, readings, users
+from api.routes import (
+    alerts,
+    dead_letters,
+    devices,
+    health,
+    latest,
+    notifications,
+    readings,
+    users,
+)
 from devices.catalog import default_catalog
 from devices.registry import Registry
 from ingest.dead_letters import DeadLetterStore
@@ -21,6 +33,8 @@ from pantau.influxdb import InfluxClient
 from pantau.settings import Settings
 from pantau.sql import make_engine, migrate
 from people.accounts import People
+
+CONSOLE_DIR = Path(__file__).parent / "console"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -44,10 +58,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            services.influx.close()
-            engine.dispose()
+            services.close()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI and ReDoc from the pinned fastapi-offline package: a field
+    # server without internet serves its own docs (no CDN).
+    app: FastAPI = FastAPIOffline(
         title="Pantau",
         version=__version__,
         description="Sensor readings, devices, alerts and dead letters of Luwu Timur's "
@@ -67,6 +82,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users.router)
     app.include_router(alerts.router)
     app.include_router(notifications.router)
+    app.include_router(latest.router)
+    # The field console: static files, plain ES modules, no build step (api/console/).
+    app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")
+
+    @app.get("/", include_in_schema=False)
+    def _home() -> RedirectResponse:
+        return RedirectResponse("/console/")
 
     @app.exception_handler(RefusedError)
     def _refused(request: Request, exc: RefusedError) -> JSONResponse:

@@ -9,7 +9,9 @@ everything.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import threading
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
@@ -20,6 +22,7 @@ from devices.catalog import SensorCatalog
 from devices.registry import Registry
 from ingest.dead_letters import DeadLetterStore
 from pantau.influxdb import InfluxClient
+from pantau.mqtt_publish import Qos1Publisher
 from pantau.settings import Settings
 from people.accounts import People
 from people.models import Role
@@ -37,6 +40,37 @@ class AppServices:
     dead_letters: DeadLetterStore
     registry: Registry
     people: People
+    _publisher: Qos1Publisher | None = None
+    _publisher_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def publisher(self) -> Qos1Publisher:
+        """The app's one MQTT publisher (dead-letter replay), connected on first use and kept
+        for the app's lifetime; raises OSError while the broker cannot be reached."""
+        with self._publisher_lock:
+            if self._publisher is None or not self._publisher.connected:
+                mqtt = self.settings.mqtt
+                password = mqtt.password.get_secret_value() if mqtt.password else None
+                publisher = Qos1Publisher(
+                    mqtt.host,
+                    mqtt.port,
+                    f"pantau-api-{os.getpid()}",
+                    username=mqtt.username,
+                    password=password,
+                    session_expiry_s=0,  # the client re-sends what is in flight itself
+                    window=1000,
+                )
+                publisher.connect(timeout_s=5)
+                self._publisher = publisher
+            return self._publisher
+
+    def close(self) -> None:
+        """Release what the app holds (on shutdown)."""
+        with self._publisher_lock:
+            if self._publisher is not None and self._publisher.connected:
+                self._publisher.close(2.0)
+            self._publisher = None
+        self.influx.close()
+        self.engine.dispose()
 
 
 def get_services(request: Request) -> AppServices:

@@ -27,7 +27,7 @@ import numpy as np
 import orjson
 
 from bench.common import write_result
-from pantau.mqtt_publish import WindowedPublisher
+from pantau.mqtt_publish import Qos1Publisher
 from pantau.servers.influxdb import InfluxServer
 from pantau.servers.mosquitto import MosquittoServer
 from pantau.servers.process import ManagedProcess, free_port, wait_until
@@ -109,7 +109,7 @@ def register(url: str) -> None:
 
 def background(port: int, rate: float, stop: threading.Event, sent: list[int]) -> None:
     """`rate` readings/s from the background gauges, in 10 ms ticks, steady levels."""
-    publisher = WindowedPublisher("127.0.0.1", port, "bench-latency-bg").connect()
+    publisher = Qos1Publisher("127.0.0.1", port, "bench-latency-bg", window=10_000).connect()
     rng = np.random.default_rng(3)
     tick = 0.01
     per_tick = int(rate * tick)
@@ -185,7 +185,7 @@ def run(trials: int = 40, rate: float = 2000.0) -> dict[str, Any]:
         feeder = threading.Thread(target=background, args=(mosquitto.port, rate, stop, sent))
         feeder.start()
         time.sleep(3)  # the background load is running before the first trial
-        publisher = WindowedPublisher("127.0.0.1", mosquitto.port, "bench-latency-gauge").connect()
+        publisher = Qos1Publisher("127.0.0.1", mosquitto.port, "bench-latency-gauge").connect()
         topic = f"pantau/devices/{ALERT_DEVICE}/telemetry"
         latencies_ms: list[float] = []
         missed: list[int] = []

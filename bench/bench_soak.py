@@ -20,7 +20,7 @@ import orjson
 
 from bench.bench_ingest import DEVICES, REPO, Ingester, register_bench_devices
 from bench.common import write_result
-from pantau.mqtt_publish import WindowedPublisher
+from pantau.mqtt_publish import Qos1Publisher
 from pantau.servers.influxdb import InfluxServer
 from pantau.servers.mosquitto import MosquittoServer
 from pantau.servers.process import free_port
@@ -46,7 +46,7 @@ def run(seconds: float, rate_per_s: int) -> dict[str, Any]:
         register_bench_devices(settings.database.url)
         ingester = Ingester(settings, base / "ingest.log")
         ingester.start()
-        publisher = WindowedPublisher("127.0.0.1", mosquitto.port, "soak-pub").connect()
+        publisher = Qos1Publisher("127.0.0.1", mosquitto.port, "soak-pub", window=10_000).connect()
 
         def publish() -> None:
             nonlocal sent

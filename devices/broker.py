@@ -8,21 +8,21 @@
   API's replay, the simulators) may write every device topic.
 - Anonymous clients are refused (`allow_anonymous false` in `mosquitto_config_lines`).
 
-`BrokerAuthSync` polls the registry revision and, when it moved, rewrites both files
-(atomically: write + rename) and calls `reload` — SIGHUP for the stack's broker — so retiring a
-device or rotating its secret takes effect without restarting the broker.
+`BrokerAuthSync` watches the registry revision (`RevisionWatcher`) and, when it moved,
+rewrites both files (atomically: write + rename) and calls `reload` — SIGHUP for the stack's
+broker — so retiring a device or rotating its secret takes effect without restarting it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from devices.models import ServiceRole
 from devices.registry import BrokerAccount, Registry
+from devices.revision_watch import RevisionWatcher
 
 log = logging.getLogger(__name__)
 
@@ -121,33 +121,35 @@ class BrokerAuthSync:
         self.files = files
         self.reload = reload
         self.interval_s = interval_s
-        self.revision = -1
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._watch = RevisionWatcher(
+            registry,
+            self._render_and_reload,
+            interval_s,
+            name="broker-auth-sync",
+            on_failure=lambda exc: log.warning("broker auth sync failed: %s", exc),
+        )
+
+    @property
+    def revision(self) -> int:
+        """The registry revision the files were rendered at; -1: not yet."""
+        return self._watch.revision
+
+    @revision.setter
+    def revision(self, value: int) -> None:  # the files were rendered by someone else
+        self._watch.revision = value
 
     def sync(self) -> bool:
         """One check; True when the files were rewritten and the broker reloaded."""
-        revision = self.registry.revision()
-        if revision == self.revision:
-            return False
+        return self._watch.check()
+
+    def _render_and_reload(self, revision: int) -> int:
         count = self.files.render(self.registry)
         self.reload()
-        self.revision = revision
         log.info("broker auth: %d accounts at registry revision %d, reloaded", count, revision)
-        return True
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            try:
-                self.sync()
-            except Exception as exc:  # a database hiccup must not end the sync for good
-                log.warning("broker auth sync failed: %s", exc)
+        return revision
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="broker-auth-sync", daemon=True)
-        self._thread.start()
+        self._watch.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._watch.stop()

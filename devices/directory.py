@@ -1,6 +1,6 @@
 """`DeviceDirectory`: the whole registry in memory for the ingest hot path.
 
-A lookup is one dict access — no database round-trip per message. A background thread polls
+A lookup is one dict access — no database round-trip per message. A `RevisionWatcher` thread polls
 the registry's revision counter every `refresh_interval_s` (one tiny query) and, when it moved,
 reloads every device and its latest calibration in one read and swaps the snapshot in
 atomically, so a registration, retirement or calibration reaches a running ingester within
@@ -11,12 +11,12 @@ seconds without a restart. If the database is unreachable the last snapshot keep
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 
 from devices.models import DeviceStatus
 from devices.registry import Registry
+from devices.revision_watch import RevisionWatcher
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,22 @@ class DeviceDirectory:
     def __init__(self, registry: Registry, refresh_interval_s: float = 2.0) -> None:
         self.registry = registry
         self.refresh_interval_s = refresh_interval_s
-        self.revision = -1
         self.loaded_at = 0.0  # time.monotonic() of the last successful check
         self.refresh_failures = 0
         self._entries: dict[str, DirectoryEntry] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._watch = RevisionWatcher(
+            registry,
+            self._reload,
+            refresh_interval_s,
+            name="device-directory",
+            on_failure=self._refresh_failed,
+            on_checked=self._checked,
+        )
+
+    @property
+    def revision(self) -> int:
+        """The registry revision of the snapshot served; -1 before the first load."""
+        return self._watch.revision
 
     def get(self, device_id: str) -> DirectoryEntry | None:
         return self._entries.get(device_id)
@@ -91,33 +101,29 @@ class DeviceDirectory:
                 thresholds=device.thresholds or {},
             )
         self._entries = entries  # one reference swap: readers see the old or the new, whole
-        self.revision = revision
+        self._watch.revision = revision
         self.loaded_at = time.monotonic()
         log.info("device directory: %d devices at registry revision %d", len(entries), revision)
 
     def refresh(self) -> bool:
         """Reload when the registry revision moved; True when it did."""
-        if self.registry.revision() == self.revision:
-            self.loaded_at = time.monotonic()
-            return False
-        self.load()
-        return True
+        return self._watch.check()
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.refresh_interval_s):
-            try:
-                self.refresh()
-            except Exception as exc:  # keep serving the last snapshot
-                self.refresh_failures += 1
-                log.warning("device directory refresh failed (serving the last one): %s", exc)
+    def _reload(self, seen: int) -> int:
+        self.load()
+        return self._watch.revision
+
+    def _checked(self) -> None:
+        self.loaded_at = time.monotonic()
+
+    def _refresh_failed(self, exc: Exception) -> None:  # keep serving the last snapshot
+        self.refresh_failures += 1
+        log.warning("device directory refresh failed (serving the last one): %s", exc)
 
     def start(self) -> None:
         """Load now (raises if the registry cannot be read), then refresh in the background."""
         self.load()
-        self._thread = threading.Thread(target=self._run, name="device-directory", daemon=True)
-        self._thread.start()
+        self._watch.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._watch.stop()

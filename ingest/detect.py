@@ -62,7 +62,9 @@ class DetectionStage:
         self.threshold = threshold
         self.snapshot_path = snapshot_path
         self.snapshot_interval_s = snapshot_interval_s
-        self.engine = engine or self._restore_or_new()
+        # `is None`, not `or`: an engine with no series yet is falsy (len 0) but is still
+        # the engine the caller chose
+        self.engine = engine if engine is not None else self._restore_or_new()
         # (device_id, field) → (series id, low, high); kind fields only
         self._series: dict[tuple[str, str], tuple[int, float, float]] = {}
         self._scored = {

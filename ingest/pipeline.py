@@ -63,6 +63,7 @@ from ingest.model import (
 from ingest.points import PointFormatter
 from ingest.sink import LineRejection, SinkStoppedError
 from ingest.validate import TopicParser, Validator
+from pantau.retry import RetryStoppedError, retry_policy
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,15 @@ class Pipeline:
         self.formatter = formatter or PointFormatter()
         self.metrics = metrics or IngestMetrics()
         self.stop = stop or threading.Event()
+        self._dead_letter_retry = retry_policy(
+            Exception,
+            initial_s=0.2,
+            max_s=10.0,
+            stop=self.stop,
+            before_retry=lambda exc, wait_s: log.error(
+                "dead-letter store failed (%s); retrying in %.1fs", exc, wait_s
+            ),
+        )
         # Off for members of a shared subscription: each sees only part of a device's stream.
         self.gaps = (
             SeqGapCounter(self.metrics.seq_gaps, self.metrics.seq_jumps) if seq_gaps else None
@@ -482,13 +492,8 @@ class Pipeline:
             self.metrics.rejected.labels(dead.reason.value).inc()
 
     def _store_dead_letters(self, rejections: list[Rejection]) -> None:
-        delay = 0.2
-        while True:
-            try:
-                self.dead_letters.store(rejections)
-                return
-            except Exception as exc:  # a database outage must not lose or ack anything
-                log.error("dead-letter store failed (%s); retrying in %.1fs", exc, delay)
-                if self.stop.wait(delay):
-                    raise SinkStoppedError("stopped while the dead-letter store failed") from exc
-                delay = min(delay * 2, 10.0)
+        # Any failure is retried: a database outage must not lose or ack anything.
+        try:
+            self._dead_letter_retry(self.dead_letters.store, rejections)
+        except RetryStoppedError as exc:
+            raise SinkStoppedError("stopped while the dead-letter store failed") from exc.__cause__

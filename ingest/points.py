@@ -1,11 +1,8 @@
-"""Readings → InfluxDB points (line protocol). The InfluxDB schema is decided here.
-
-Schema (see ARCHITECTURE.md): one measurement per device kind (`water_level`, `environment`,
-`traffic`, ...); tags `device_id` and, when the registry knows them, `district` and `site` —
-all low-cardinality; fields are the catalog values as floats, `seq` as an integer (never a tag:
-it is unique per message), `anomaly_score` as a float, `<field>_raw` for pre-calibration
-values, and `ts_from_arrival=true` when the device sent no time. The timestamp is the
-device's, in milliseconds, so a redelivered message overwrites itself instead of duplicating.
+"""Readings → InfluxDB points (line protocol), in the schema `pantau/influx_schema.py` defines
+(measurement per kind, `device_id`/`district`/`site` tags, `<field>_raw`, `seq`,
+`anomaly_score`, `anomaly_reason`, `ts_from_arrival`; the device's time in milliseconds, so a
+redelivered message overwrites itself instead of duplicating). The API reads rows back with the
+same module.
 """
 
 from __future__ import annotations
@@ -23,25 +20,40 @@ from ingest.lineprotocol import (
     format_string_value,
 )
 from ingest.model import Reading, ReadingBlock
+from pantau.influx_schema import (
+    FIELD_ANOMALY_REASON,
+    FIELD_ANOMALY_SCORE,
+    FIELD_SEQ,
+    FIELD_TS_FROM_ARRIVAL,
+    TAG_DEVICE_ID,
+    measurement,
+    raw_field,
+)
+
+# The schema's field keys as line-protocol text, once (they need no escaping).
+_SEQ = escape_key(FIELD_SEQ)
+_SCORE = escape_key(FIELD_ANOMALY_SCORE)
+_REASON = escape_key(FIELD_ANOMALY_REASON)
+_FROM_ARRIVAL = escape_key(FIELD_TS_FROM_ARRIVAL) + "=true"
 
 
 def reading_to_line(reading: Reading, extra_tags: Mapping[str, str] | None = None) -> str:
     """The reference formatting of one reading (PointFormatter must produce the same line)."""
     fields: dict[str, float | int | bool | str] = dict(reading.fields)
     for name, raw in reading.raw.items():
-        fields[f"{name}_raw"] = raw
+        fields[raw_field(name)] = raw
     if reading.seq is not None:
-        fields["seq"] = reading.seq
+        fields[FIELD_SEQ] = reading.seq
     if reading.anomaly_score is not None:
-        fields["anomaly_score"] = reading.anomaly_score
+        fields[FIELD_ANOMALY_SCORE] = reading.anomaly_score
     if reading.anomaly_reason is not None:
-        fields["anomaly_reason"] = reading.anomaly_reason
+        fields[FIELD_ANOMALY_REASON] = reading.anomaly_reason
     if reading.ts_from_arrival:
-        fields["ts_from_arrival"] = True
-    tags = [("device_id", reading.device_id), *reading.tags]
+        fields[FIELD_TS_FROM_ARRIVAL] = True
+    tags = [(TAG_DEVICE_ID, reading.device_id), *reading.tags]
     if extra_tags:
         tags.extend(extra_tags.items())
-    return format_point(reading.kind, tags, fields, reading.ts_ms)
+    return format_point(measurement(reading.kind), tags, fields, reading.ts_ms)
 
 
 class PointFormatter:
@@ -61,8 +73,8 @@ class PointFormatter:
         key = (reading.kind, reading.device_id, reading.tags)
         prefix = self._series.get(key)
         if prefix is None:
-            parts = [escape_measurement(reading.kind)]
-            for tag, value in sorted([("device_id", reading.device_id), *reading.tags]):
+            parts = [escape_measurement(measurement(reading.kind))]
+            for tag, value in sorted([(TAG_DEVICE_ID, reading.device_id), *reading.tags]):
                 if value:
                     parts.append(f"{escape_key(tag)}={escape_key(value)}")
             prefix = ",".join(parts)
@@ -89,19 +101,19 @@ class PointFormatter:
             parts.append(f"{fk(name)}={value!r}")
         for name, value in reading.raw.items():
             if value - value != 0.0:
-                raise LineProtocolError(f"{name}_raw is not finite")
-            parts.append(f"{fk(name + '_raw')}={value!r}")
+                raise LineProtocolError(f"{raw_field(name)} is not finite")
+            parts.append(f"{fk(raw_field(name))}={value!r}")
         if reading.seq is not None:
-            parts.append(f"seq={reading.seq}i")
+            parts.append(f"{_SEQ}={reading.seq}i")
         if reading.anomaly_score is not None:
             score = reading.anomaly_score
             if score - score != 0.0:
-                raise LineProtocolError("anomaly_score is not finite")
-            parts.append(f"anomaly_score={score!r}")
+                raise LineProtocolError(f"{FIELD_ANOMALY_SCORE} is not finite")
+            parts.append(f"{_SCORE}={score!r}")
         if reading.anomaly_reason is not None:
-            parts.append(f"anomaly_reason={format_string_value(reading.anomaly_reason)}")
+            parts.append(f"{_REASON}={format_string_value(reading.anomaly_reason)}")
         if reading.ts_from_arrival:
-            parts.append("ts_from_arrival=true")
+            parts.append(_FROM_ARRIVAL)
         if not parts:
             raise LineProtocolError("a point needs at least one field")
         return f"{self._series_key(reading)} {','.join(parts)} {reading.ts_ms}"
@@ -130,21 +142,21 @@ class PointFormatter:
         for name, column in block.raw.items():
             present = column == column  # not NaN: calibration changed this row
             if not np.isfinite(column[present]).all():
-                raise LineProtocolError(f"{name}_raw is not finite")
-            key = "," + fk(name + "_raw") + "="
+                raise LineProtocolError(f"{raw_field(name)} is not finite")
+            key = "," + fk(raw_field(name)) + "="
             if present.all():
                 parts.append(repeat(key))
                 parts.append(map(repr, column.tolist()))
             else:
                 parts.append(["" if v != v else key + repr(v) for v in column.tolist()])
         if block.seq is not None:
-            parts.append(repeat(",seq="))
+            parts.append(repeat(f",{_SEQ}="))
             parts.append(map(str, block.seq.tolist()))
             parts.append(repeat("i"))
         if block.anomaly_score is not None:
             if not np.isfinite(block.anomaly_score).all():
-                raise LineProtocolError("anomaly_score is not finite")
-            parts.append(repeat(",anomaly_score="))
+                raise LineProtocolError(f"{FIELD_ANOMALY_SCORE} is not finite")
+            parts.append(repeat(f",{_SCORE}="))
             parts.append(map(repr, block.anomaly_score.tolist()))
         if block.anomaly_reason:
             reasons = [""] * n
@@ -152,7 +164,7 @@ class PointFormatter:
             for row, text in block.anomaly_reason.items():
                 piece = texts.get(text)
                 if piece is None:
-                    piece = f",anomaly_reason={format_string_value(text)}"
+                    piece = f",{_REASON}={format_string_value(text)}"
                     if len(texts) < 10_000:  # fields times detector parts: a few dozen
                         texts[text] = piece
                 reasons[row] = piece

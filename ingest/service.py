@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -28,8 +29,9 @@ from ingest.pipeline import Pipeline, ReadingStage
 from ingest.registry_gate import RegistryKindResolver
 from ingest.sink import InfluxSink, wait_for_influx
 from ingest.validate import Validator
-from pantau.influxdb import InfluxClient
-from pantau.mqtt_publish import WindowedPublisher
+from pantau.influxdb import InfluxClient, InfluxUnavailableError
+from pantau.mqtt_publish import Qos1Publisher
+from pantau.retry import RetryStoppedError, retry_policy
 from pantau.settings import Settings
 from pantau.sql import make_engine, migrate
 
@@ -128,7 +130,7 @@ class IngestService:
             stages.append(self.detector)
         self.alerts: AlertStage | None = None
         if settings.alerts.enabled:
-            self.alert_publisher = WindowedPublisher(
+            self.alert_publisher = Qos1Publisher(
                 settings.mqtt.host,
                 settings.mqtt.port,
                 f"{settings.mqtt.client_id}-alerts",
@@ -155,7 +157,7 @@ class IngestService:
             return
         try:
             self.alert_publisher.connect()
-        except Exception as exc:  # paho keeps retrying; alert state is republished later
+        except Exception as exc:  # SQL keeps every change; the state is republished at start
             log.warning("alert publisher cannot connect yet: %s", exc)
         active = self.alerts.store.active()
         self.alert_mqtt.rebuild(active)
@@ -175,16 +177,23 @@ class IngestService:
 
     def prepare(self) -> None:
         """Wait for InfluxDB, create the database and retention policy, the SQL tables."""
-        while not self.stop.is_set():
-            if wait_for_influx(self.influx, self.stop, 5.0):
-                try:
-                    self.influx.ensure_database()
-                    break
-                except Exception as exc:
-                    log.warning("cannot prepare InfluxDB yet: %s", exc)
-            else:
-                log.warning("waiting for InfluxDB at %s", self.settings.influx.url)
-            self.stop.wait(1.0)
+        url = self.settings.influx.url
+        prepare_database = self.settings.influx.prepare_database
+
+        def prepare_influx() -> None:
+            if not wait_for_influx(self.influx, self.stop, 5.0):
+                raise InfluxUnavailableError(f"waiting for InfluxDB at {url}")
+            if prepare_database:  # else InfluxDB 2.x/3.x: buckets and mappings are made there
+                self.influx.ensure_database()
+
+        def before_retry(exc: BaseException, wait_s: float) -> None:
+            log.warning("cannot prepare InfluxDB yet: %s; retrying in %.1fs", exc, wait_s)
+
+        retry = retry_policy(
+            Exception, initial_s=1.0, max_s=5.0, stop=self.stop, before_retry=before_retry
+        )
+        with contextlib.suppress(RetryStoppedError):  # stopping: the pipeline sees it too
+            retry(prepare_influx)
         self.metrics.influx_up.set(1)
         migrate(self.engine)
         self.directory.start()
@@ -193,7 +202,7 @@ class IngestService:
     def run(self) -> None:
         if self.settings.ingest.metrics_port:
             self.health = HealthServer(
-                "127.0.0.1",
+                self.settings.ingest.metrics_host,
                 self.settings.ingest.metrics_port,
                 self.metrics.registry,
                 self.readiness,
@@ -225,7 +234,8 @@ class IngestService:
                 self.broker_stats.stop()
             if self.alerts is not None:
                 self.alerts.stop()
-                self.alert_publisher.client.loop_stop()
+                with contextlib.suppress(Exception):
+                    self.alert_publisher.close(timeout_s=2.0)
             self.directory.stop()
             self.sink.close()
             if self.health:

@@ -13,13 +13,13 @@ rewriting a batch after an unknown outcome creates no duplicates.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pantau.influxdb import InfluxClient, InfluxRejectedError, InfluxUnavailableError
+from pantau.retry import RetryStoppedError, retry_policy
 from pantau.settings import InfluxSettings
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,13 @@ class InfluxSink:
         self.on_health = on_health
         self.on_retry = on_retry
         self.healthy = True
+        self._retry = retry_policy(
+            InfluxUnavailableError,
+            initial_s=0.1,
+            max_s=settings.retry_max_delay_s,
+            stop=self.stop_event,
+            before_retry=self._before_retry,
+        )
 
     def close(self) -> None:
         self.client.close()
@@ -82,23 +89,17 @@ class InfluxSink:
             self._write_range(lines, middle, end, rejected)
 
     def _write_with_retry(self, body: bytes) -> None:
-        delay = 0.1
-        while True:
-            try:
-                self.client.write(body, precision="ms")
-            except InfluxUnavailableError as exc:
-                self._set_health(False)
-                if self.on_retry:
-                    self.on_retry(type(exc).__name__)
-                wait = exc.retry_after_s if exc.retry_after_s is not None else delay
-                wait = min(wait, self.settings.retry_max_delay_s)
-                log.warning("influx write failed (%s); retrying in %.1fs", exc, wait)
-                if self.stop_event.wait(wait * (0.8 + 0.4 * random.random())):
-                    raise SinkStoppedError("stopped while InfluxDB was failing") from exc
-                delay = min(delay * 2, self.settings.retry_max_delay_s)
-                continue
-            self._set_health(True)
-            return
+        try:
+            self._retry(self.client.write, body, precision="ms")
+        except RetryStoppedError as exc:
+            raise SinkStoppedError("stopped while InfluxDB was failing") from exc.__cause__
+        self._set_health(True)
+
+    def _before_retry(self, exc: BaseException, wait_s: float) -> None:
+        self._set_health(False)
+        if self.on_retry:
+            self.on_retry(type(exc).__name__)
+        log.warning("influx write failed (%s); retrying in %.1fs", exc, wait_s)
 
     def _set_health(self, healthy: bool) -> None:
         if healthy != self.healthy:

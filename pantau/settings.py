@@ -146,6 +146,14 @@ class InfluxSettings(BaseModel):
     hourly_retention_days: Annotated[
         int, Field(ge=1, description="How long the hourly roll-up is kept, days.")
     ] = 3650
+    prepare_database: Annotated[
+        bool,
+        Field(
+            description="Create the database, the retention policies and the hourly "
+            "continuous query at start (InfluxDB 1.x). Off for InfluxDB 2.x/3.x, whose v1 API "
+            "cannot: make the buckets and database/retention-policy mappings there (README)."
+        ),
+    ] = True
     username: Annotated[str | None, Field(description="InfluxDB user (none: no auth).")] = None
     password: Annotated[SecretStr | None, Field(description="Password for `username`.")] = None
     timeout_s: Annotated[float, Field(gt=0, description="HTTP timeout per request, seconds.")] = (
@@ -242,6 +250,13 @@ class IngestSettings(BaseModel):
             "(0: none).",
         ),
     ] = 19100
+    metrics_host: Annotated[
+        str,
+        Field(
+            description="Address that listener binds: 127.0.0.1, or 0.0.0.0 in a container "
+            "that Prometheus scrapes from another (docker-compose.yml)."
+        ),
+    ] = "127.0.0.1"
     status_interval_s: Annotated[
         float, Field(gt=0, description="How often the ingester logs its counts, seconds.")
     ] = 5.0
@@ -497,6 +512,9 @@ class NotifySettings(BaseModel):
     ] = 1.0
     retry_max_s: Annotated[float, Field(gt=0, description="Longest retry delay, seconds.")] = 600.0
     timeout_s: Annotated[float, Field(gt=0, description="HTTP/SMTP timeout, seconds.")] = 10.0
+    heartbeat_path: Annotated[
+        str, Field(description="File the dispatcher touches every few seconds (health checks).")
+    ] = ""
     smtp_host: Annotated[str, Field(description="SMTP server host (empty: no e-mail).")] = ""
     smtp_port: Annotated[int, Field(ge=1, le=65535, description="SMTP server port.")] = 25
     smtp_starttls: Annotated[bool, Field(description="Upgrade the SMTP session with STARTTLS.")] = (

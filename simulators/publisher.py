@@ -8,35 +8,29 @@ bound what is in flight.
   the broker requires it, its own username (= device id) and password from the credentials
   mapping. Last will `offline` (retained) on `<prefix>/<device_id>/status`, `online` on every
   connect. A dropout disconnects with the will (MQTT 5 reason 0x04) so the broker announces
-  it; a reconnect storm cuts sockets so the clients reconnect. One paho network thread per
-  device: meant for up to ~1,000 devices.
-- `SharedLinks` — for scale: `connections` lean MQTT 5 clients (`fastmqtt`) publish for the
-  whole fleet (device i on connection i mod n, so each device's messages stay in order). A
-  will can name only one topic, so device status is published explicitly: `online` at start,
-  `offline`/`online` around dropouts, `offline` on a clean stop. A hard crash of the
-  simulator leaves device status `online`: use per-device links where that matters.
+  it; a reconnect storm cuts sockets so the clients reconnect. One connection and reader
+  thread per device: meant for up to ~1,000 devices.
+- `SharedLinks` — for scale: `connections` connections publish for the whole fleet (device i
+  on connection i mod n, so each device's messages stay in order). A will can name only one
+  topic, so device status is published explicitly: `online` at start, `offline`/`online`
+  around dropouts, `offline` on a clean stop. A hard crash of the simulator leaves device
+  status `online`: use per-device links where that matters.
+
+Both publish with the one QoS 1 publisher, `pantau.mqtt_publish.Qos1Publisher`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
-import paho.mqtt.client as mqtt
 import yaml
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
+from pantau.mqtt_publish import Qos1Publisher, utf8
 from pantau.settings import MqttSettings
-from simulators.fastmqtt import FastPublisher, utf8
 from simulators.wire import Message
 
 log = logging.getLogger(__name__)
@@ -56,18 +50,6 @@ def load_credentials(path: Path) -> dict[str, str]:
     return data
 
 
-def _connect_properties() -> Properties:
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = SESSION_EXPIRY_S
-    return props
-
-
-def _publish_properties(content_type: str) -> Properties:
-    props = Properties(PacketTypes.PUBLISH)
-    props.ContentType = content_type
-    return props
-
-
 class Link(Protocol):
     @property
     def published(self) -> int: ...
@@ -83,61 +65,8 @@ class Link(Protocol):
     def pending(self) -> int: ...
 
 
-class _Counting:
-    """PUBACK bookkeeping shared by both links."""
-
-    def __init__(self) -> None:
-        self.published = 0
-        self.acked = 0
-        self._lock = threading.Lock()
-        self._props: dict[str, Properties] = {}
-
-    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, *args: object) -> None:
-        with self._lock:
-            self.acked += 1
-
-    @property
-    def pending(self) -> int:
-        return self.published - self.acked
-
-    def _send(self, client: mqtt.Client, message: Message) -> None:
-        props = self._props.get(message.content_type)
-        if props is None:
-            props = self._props[message.content_type] = _publish_properties(message.content_type)
-        self._count_one()
-        client.publish(
-            message.topic, message.payload, qos=1, retain=message.retain, properties=props
-        )
-
-    def _count_one(self) -> None:
-        with self._lock:
-            self.published += 1
-
-    def wait_acked(self, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while self.pending > 0 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self.pending <= 0
-
-
-def _new_client(client_id: str) -> mqtt.Client:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    client.max_queued_messages_set(0)
-    client.max_inflight_messages_set(1000)
-    client.reconnect_delay_set(1, 10)
-    return client
-
-
-def _cut(client: mqtt.Client) -> None:
-    """Drop the TCP connection under paho's feet, as a flaky network would."""
-    sock = client.socket()
-    if isinstance(sock, socket.socket):
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-
-
 class SharedLinks:
-    """A few `FastPublisher` connections publishing for the whole fleet."""
+    """A few `Qos1Publisher` connections publishing for the whole fleet."""
 
     def __init__(
         self,
@@ -152,7 +81,7 @@ class SharedLinks:
         prefix = settings.topic_prefix
         password = settings.password.get_secret_value() if settings.password else None
         self.connections = [
-            FastPublisher(
+            Qos1Publisher(
                 settings.host,
                 settings.port,
                 f"{client_id}-{k}" if connections > 1 else client_id,
@@ -228,105 +157,101 @@ class SharedLinks:
                 connection.close(timeout_s)
 
 
-class DeviceLinks(_Counting):
+class DeviceLinks:
+    """One `Qos1Publisher` per device, with the device's credentials and last will."""
+
     def __init__(
         self,
         settings: MqttSettings,
         device_ids: list[str],
         credentials: dict[str, str] | None = None,
     ) -> None:
-        super().__init__()
         self.settings = settings
         self.device_ids = device_ids
         self.prefix = settings.topic_prefix
-        self.clients: list[mqtt.Client] = []
-        self._connected = [threading.Event() for _ in device_ids]
+        self.clients: list[Qos1Publisher] = []
         self._offline = [False] * len(device_ids)
         self._last_bounce = [0.0] * len(device_ids)
-        for index, device_id in enumerate(device_ids):
-            client = _new_client(device_id)
-            status = f"{self.prefix}/{device_id}/status"
-            client.will_set(status, b"offline", qos=1, retain=True)
+        for device_id in device_ids:
+            password = None
             if credentials is not None:
                 if device_id not in credentials:
                     raise KeyError(f"no MQTT password for {device_id} in the credentials")
-                client.username_pw_set(device_id, credentials[device_id])
-            client.on_publish = self._on_publish
-            client.on_connect = self._make_on_connect(index, status)
-            self.clients.append(client)
+                password = credentials[device_id]
+            self.clients.append(
+                Qos1Publisher(
+                    settings.host,
+                    settings.port,
+                    device_id,
+                    username=device_id if credentials is not None else None,
+                    password=password,
+                    keepalive_s=settings.keepalive_s,
+                    session_expiry_s=SESSION_EXPIRY_S,
+                    window=1000,
+                    will=(self._status_topic(device_id), b"offline"),
+                    on_connect=self._online,
+                )
+            )
 
-    def _make_on_connect(self, index: int, status: str) -> Callable[..., None]:
-        def on_connect(
-            client: mqtt.Client,
-            userdata: object,
-            flags: object,
-            rc: ReasonCode,
-            props: object = None,
-        ) -> None:
-            if rc.is_failure:
-                log.warning("%s: connection refused: %s", self.device_ids[index], rc)
-                return
-            self._connected[index].set()
-            self._count_one()
-            client.publish(status, b"online", qos=1, retain=True)
+    def _status_topic(self, device_id: str) -> str:
+        return f"{self.prefix}/{device_id}/status"
 
-        return on_connect
+    def _online(self, client: Qos1Publisher) -> None:
+        client.publish(self._status_topic(client.client_id), b"online", retain=True)
 
-    def _connect(self, client: mqtt.Client) -> None:
-        client.connect_async(
-            self.settings.host,
-            self.settings.port,
-            keepalive=self.settings.keepalive_s,
-            clean_start=False,
-            properties=_connect_properties(),
-        )
-        client.loop_start()
+    @property
+    def published(self) -> int:
+        return sum(c.published for c in self.clients)
+
+    @property
+    def acked(self) -> int:
+        return sum(c.acked for c in self.clients)
+
+    @property
+    def pending(self) -> int:
+        return sum(c.pending for c in self.clients)
+
+    def wait_acked(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        return all(c.wait_acked(max(0.0, deadline - time.monotonic())) for c in self.clients)
 
     def start(self, timeout_s: float = 10.0) -> None:
-        for client in self.clients:
-            self._connect(client)
         deadline = time.monotonic() + timeout_s
-        for index, event in enumerate(self._connected):
-            if not event.wait(max(0.0, deadline - time.monotonic())):
-                raise ConnectionError(f"{self.device_ids[index]} could not connect")
+        for index, client in enumerate(self.clients):
+            try:
+                client.connect(max(0.5, deadline - time.monotonic()))
+            except ConnectionError as exc:
+                raise ConnectionError(f"{self.device_ids[index]} could not connect: {exc}") from exc
 
     def publish(self, messages: list[Message]) -> None:
         for message in messages:
             if not self._offline[message.device_index]:
-                self._send(self.clients[message.device_index], message)
+                self.clients[message.device_index].publish(
+                    message.topic, message.payload, message.content_type, retain=message.retain
+                )
 
     def set_status(self, index: int, state: str) -> None:
         client = self.clients[index]
         if state == "offline" and not self._offline[index]:
             self._offline[index] = True
-            self._connected[index].clear()
             # Reason 0x04: the broker publishes the will, as if the device had vanished.
-            client.disconnect(reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=4))
-            client.loop_stop()
+            client.close(with_will=True)
         elif state == "online" and self._offline[index]:
             self._offline[index] = False
-            self._connect(client)
+            client.connect()
 
     def bounce(self, indices: list[int]) -> None:
         now = time.monotonic()
         for index in indices:
             if not self._offline[index] and now - self._last_bounce[index] >= 1.0:
                 self._last_bounce[index] = now
-                _cut(self.clients[index])
+                self.clients[index].cut()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         if not self.wait_acked(timeout_s):
             log.warning("%d messages not acknowledged at stop", self.pending)
         for index, client in enumerate(self.clients):
-            if not self._offline[index] and self._connected[index].is_set():
+            if not self._offline[index]:
                 # A clean shutdown of a device: say so, then leave without the will.
-                self._count_one()
-                info = client.publish(
-                    f"{self.prefix}/{self.device_ids[index]}/status",
-                    b"offline",
-                    qos=1,
-                    retain=True,
-                )
-                info.wait_for_publish(timeout=2.0)
-            client.disconnect()
-            client.loop_stop()
+                client.publish(self._status_topic(self.device_ids[index]), b"offline", retain=True)
+                client.close(2.0)

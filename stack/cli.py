@@ -9,6 +9,7 @@ import typer
 from alerts.cli import register as register_alerts
 from alerts.notify_cli import register as register_notify
 from api.cli import register as register_api
+from dashboards.cli import register as register_dashboards
 from devices.cli import register as register_devices
 from ingest.anomaly.cli import register as register_detect
 from ingest.cli import register as register_ingest
@@ -51,6 +52,7 @@ register_api(app)
 register_simulate(app)
 register_devices(app)
 register_people(app)
+register_dashboards(app)
 register_alerts(app)
 register_notify(app)
 

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from hypothesis import settings as hyp_settings
@@ -119,15 +120,18 @@ def run_pantau(tmp_path: Path) -> Iterator[Callable[..., PantauProcess]]:
         proc.stop()
 
 
+T = TypeVar("T")
+
+
 def eventually(
-    check: Callable[[], object],
+    check: Callable[[], T],
     timeout_s: float = 20.0,
     what: str = "condition",
     interval_s: float = 0.1,
-) -> object:
+) -> T:
     """Poll until `check()` returns something truthy; return it, or fail after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
-    last: object = None
+    last: T | None = None
     while time.monotonic() < deadline:
         last = check()
         if last:

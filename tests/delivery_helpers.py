@@ -10,10 +10,9 @@ from typing import Any
 
 import httpx
 import orjson
-from paho.mqtt.reasoncodes import ReasonCode
 
 from pantau.influxdb import InfluxClient
-from pantau.mqtt_publish import WindowedPublisher
+from pantau.mqtt_publish import Qos1Publisher
 from pantau.servers.mosquitto import MosquittoServer
 from pantau.settings import Settings
 
@@ -37,7 +36,7 @@ class BackgroundPublisher:
     def __init__(
         self, settings: Settings, client_id: str = "fault-publisher", *, window: int = 2000
     ) -> None:
-        self.publisher = WindowedPublisher(
+        self.publisher = Qos1Publisher(
             settings.mqtt.host, settings.mqtt.port, client_id, window=window, on_ack=self._on_ack
         ).connect()
         self.thread: threading.Thread | None = None
@@ -58,7 +57,7 @@ class BackgroundPublisher:
                         delay = started + self.published / rate_per_s - time.monotonic()
                         if delay > 0:
                             time.sleep(delay)
-                self.publisher.wait_all_acked(120)
+                self.publisher.wait_acked(120)
             except BaseException as exc:  # reported by join()
                 self.error = exc
 
@@ -75,7 +74,7 @@ class BackgroundPublisher:
         assert not self.thread.is_alive(), "publisher did not finish"
         if self.error:
             raise self.error
-        assert self.publisher.wait_all_acked(60), "broker did not acknowledge every publish"
+        assert self.publisher.wait_acked(60), "broker did not acknowledge every publish"
         return self.published
 
     def close(self) -> None:
@@ -84,8 +83,8 @@ class BackgroundPublisher:
     def _send(self, topic: str, payload: bytes) -> None:
         self.publisher.publish(topic, payload)
 
-    def _on_ack(self, mid: int, reason_code: ReasonCode) -> None:
-        """A PUBACK arrived (paho's network thread); see `RecordingPublisher`."""
+    def _on_ack(self, mid: int, reason_code: int) -> None:
+        """A PUBACK arrived (the publisher's reader thread); see `RecordingPublisher`."""
 
 
 class RecordingPublisher(BackgroundPublisher):
@@ -95,11 +94,10 @@ class RecordingPublisher(BackgroundPublisher):
     acknowledged (PUBACK), and a broker crash can make the difference. `acked` maps each
     (device, seq), read from the message itself, to the wall-clock time (ns) its PUBACK
     arrived, comparable with a file's mtime such as `MosquittoServer.store_path`'s. A message
-    whose PUBACK is lost is re-sent by paho after the reconnect; it counts as acknowledged when
-    an answer comes.
+    whose PUBACK is lost is re-sent by the publisher after the reconnect; it counts as
+    acknowledged when an answer comes.
     The default window is wide so that a broker outage of a few seconds at a few thousand
-    messages a second never fills it (`WindowedPublisher` gives up on a full window once
-    disconnected).
+    messages a second never fills it (a full window blocks the publishing thread).
     """
 
     def __init__(
@@ -114,8 +112,8 @@ class RecordingPublisher(BackgroundPublisher):
 
     def _send(self, topic: str, payload: bytes) -> None:
         pair = (topic.split("/")[-2], int(orjson.loads(payload)["seq"]))
-        # paho is called outside our lock: it calls _on_ack under its own lock.
-        mid = self.publisher.publish(topic, payload).mid
+        # The publisher is called outside our lock: its reader calls _on_ack, which takes it.
+        mid = self.publisher.publish(topic, payload)
         with self._lock:
             early = self._early.pop(mid, None)
             if early is None:
@@ -123,14 +121,15 @@ class RecordingPublisher(BackgroundPublisher):
             else:
                 self._record(pair, *early)
 
-    def _on_ack(self, mid: int, reason_code: ReasonCode) -> None:
+    def _on_ack(self, mid: int, reason_code: int) -> None:
         at_ns = time.time_ns()
+        failed = reason_code >= 0x80
         with self._lock:
             pair = self._in_flight.pop(mid, None)
             if pair is None:
-                self._early[mid] = (at_ns, reason_code.is_failure)
+                self._early[mid] = (at_ns, failed)
             else:
-                self._record(pair, at_ns, reason_code.is_failure)
+                self._record(pair, at_ns, failed)
 
     def _record(self, pair: tuple[str, int], at_ns: int, failed: bool) -> None:
         if failed:
@@ -254,19 +253,39 @@ def check_exactly_once(settings: Settings, expected: set[tuple[str, int]]) -> tu
     return len(expected - stored), len(pairs) - len(stored), len(stored - expected)
 
 
-def flood(port: int, client_id: str, devices: list[str], seconds: float, results: Any) -> None:
+def flood(
+    port: int,
+    client_id: str,
+    devices: list[str],
+    seconds: float,
+    results: Any,
+    start_together: Any = None,
+    max_rate_per_s: float = 8_000,
+) -> None:
     """Publish as fast as the broker acknowledges for `seconds` (run in a process of its own):
     each device its own consecutive seqs from 0 and strictly increasing device times (now, or
     1 ms after its previous one, so no two points of a series share a timestamp). Puts the
-    counts and each device's next seq and last time on the `results` queue."""
-    publisher = WindowedPublisher("127.0.0.1", port, client_id, window=5000).connect()
+    counts and each device's next seq and last time on the `results` queue. Floods sharing a
+    `start_together` barrier begin at once, so each device's first reading reaches the broker
+    before its queue fills (one flood alone fills it in a fraction of a second). At most
+    `max_rate_per_s`: a flood far above the ingester's capacity, yet leaving it the CPU share
+    the test's capacity figures assume (the publisher alone could send ~50,000/s)."""
+    publisher = Qos1Publisher("127.0.0.1", port, client_id, window=5000).connect()
+    if start_together is not None:
+        start_together.wait(60)
     next_seq = dict.fromkeys(devices, 0)
     last_ts = dict.fromkeys(devices, 0)
     topics = {d: f"pantau/devices/{d}/telemetry" for d in devices}
-    deadline = time.monotonic() + seconds
+    began = time.monotonic()
+    deadline = began + seconds
+    sent = 0
     error = ""
     try:
         while time.monotonic() < deadline:
+            ahead_s = began + sent / max_rate_per_s - time.monotonic()
+            if ahead_s > 0:
+                time.sleep(ahead_s)
+            sent += len(devices)
             now_ms = int(time.time() * 1000)
             for device in devices:
                 seq = next_seq[device]
@@ -274,16 +293,16 @@ def flood(port: int, client_id: str, devices: list[str], seconds: float, results
                 body = {"ts": ts, "seq": seq, "level_cm": 100.0 + (seq % 500) / 10}
                 publisher.publish(topics[device], orjson.dumps(body))
                 next_seq[device] = seq + 1
-        if not publisher.wait_all_acked(60):
+        if not publisher.wait_acked(60):
             error = "not every publish was acknowledged"
     except Exception as exc:  # reported to the test, which fails on it
         error = f"{type(exc).__name__}: {exc}"
     results.put(
         {
-            "sent": publisher.sent,
+            "sent": publisher.published,
             "acked": publisher.acked,
-            "failed": publisher.failed,
-            "disconnects": publisher.disconnects,
+            "failed": publisher.refused,
+            "disconnects": publisher.reconnects,
             "error": error,
             "next_seq": next_seq,
             "last_ts": last_ts,

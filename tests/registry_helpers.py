@@ -81,7 +81,7 @@ class MqttClient:
         self.messages: queue.Queue[tuple[str, bytes]] = queue.Queue()
         self.subscribed = threading.Event()
         self.client.on_connect = lambda c, u, f, rc, p: self.connack.put(rc.value)
-        self.client.on_message = lambda c, u, m: self.messages.put((m.topic, m.payload))
+        self.client.on_message = lambda c, u, m: self.messages.put((m.topic, bytes(m.payload)))
         self.client.on_subscribe = lambda c, u, mid, rcs, p: self.subscribed.set()
 
     def connect(self, timeout_s: float = 5.0) -> int:

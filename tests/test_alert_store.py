@@ -26,7 +26,7 @@ NEXT = {"waspada": "siaga", "siaga": "awas", "awas": None}
 
 
 def river(level: str, minutes: float, value: float = 0.0, firing: bool = True) -> Signal:
-    rank, threshold = LADDER.get(level, (0, None))  # type: ignore[arg-type]
+    rank, threshold = LADDER.get(level, (0, None))
     return Signal(
         rule="river_level",
         device=GAUGE,

@@ -21,6 +21,8 @@ from alerts.model import iso
 from alerts.store import AlertStore
 from devices.registry import Registry
 from pantau.influxdb import InfluxClient
+from pantau.servers.influxdb import InfluxServer
+from pantau.servers.mosquitto import MosquittoServer
 from pantau.settings import Settings
 from pantau.sql import make_engine, migrate
 from simulators.fleet import simulated_devices
@@ -28,12 +30,23 @@ from simulators.groundtruth import HYSTERESIS_CM
 from simulators.registration import register_simulated_devices
 from simulators.runner import Simulation
 from simulators.scenario import parse_scenario
-from tests.conftest import PantauProcess, eventually
+from tests.conftest import PantauProcess, eventually, make_settings
 
 pytestmark = pytest.mark.e2e
 INTERVAL_S = 60.0  # the gauges' simulated reporting interval
 LEVELS = ("waspada", "siaga", "awas")
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def settings(
+    mosquitto_factory: Callable[..., MosquittoServer],
+    influx_server: InfluxServer,
+    tmp_path: Path,
+) -> Settings:
+    """A broker of these tests' own: the simulators leave retained status messages (and the
+    ingester retained alert states) that must not reach other tests' subscribers."""
+    return make_settings(mosquitto_factory().url, influx_server.url, tmp_path)
 
 
 def scenario_of(name: str, **changes: object) -> Any:
@@ -59,7 +72,7 @@ def events_of(engine: Any, rule: str) -> dict[str, list[dict[str, Any]]]:
 def retained(settings: Settings, topic: str) -> dict[str, Any]:
     got: list[bytes] = []
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-alert-reader")
-    client.on_message = lambda c, u, m: got.append(m.payload)
+    client.on_message = lambda c, u, m: got.append(bytes(m.payload))
     client.connect(settings.mqtt.host, settings.mqtt.port)
     client.subscribe(topic, qos=1)
     client.loop_start()

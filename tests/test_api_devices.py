@@ -30,7 +30,7 @@ def client(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TestClien
         tokens = role_tokens(url)
         with TestClient(create_app(settings)) as test_client:
             test_client.headers.update(bearer(tokens["technician"]))
-            test_client.tokens = tokens  # type: ignore[attr-defined]
+            test_client.tokens = tokens
             yield test_client
 
 
@@ -209,7 +209,7 @@ def test_csv_import_and_export(client: TestClient) -> None:
 
 
 def test_users_and_tokens_over_http(client: TestClient) -> None:
-    admin = bearer(client.tokens["admin"])  # type: ignore[attr-defined]
+    admin = bearer(client.tokens["admin"])
     created = client.post("/users", json={"name": "rina", "role": "responder"}, headers=admin)
     assert created.status_code == 201
     token, user_id = created.json()["token"], created.json()["user"]["id"]

@@ -20,7 +20,7 @@ from ingest.calibrate import CalibrationStage, DeviceTagStage
 from ingest.decode import decode_message, decode_senml, decode_senml_block
 from ingest.detect import DetectionStage
 from ingest.model import Inbound, ReadingBlock, RecordBlock, RejectedError
-from ingest.pipeline import Batch, Pipeline
+from ingest.pipeline import Batch, Pipeline, ReadingStage
 from ingest.points import PointFormatter
 from ingest.registry_gate import RegistryKindResolver
 from ingest.validate import Validator
@@ -185,7 +185,7 @@ def make_pipeline(columnar: bool, threshold: float = 0.5) -> Pipeline:
     validator.kind_resolver = RegistryKindResolver(
         directory, require_registered=True, infer=validator.kind_from_catalog
     )
-    stages = [
+    stages: list[ReadingStage] = [
         CalibrationStage(directory),
         DeviceTagStage(directory),
         DetectionStage(catalog, threshold=threshold),

@@ -50,7 +50,7 @@ def gauge(n: int = 1) -> DeviceInfo:
 
 
 def river(level: str, at: datetime, device: int = 1, firing: bool = True) -> Signal:
-    rank, threshold = LADDER.get(level, (0, None))  # type: ignore[arg-type]
+    rank, threshold = LADDER.get(level, (0, None))
     return Signal(
         rule="river_level",
         device=gauge(device),

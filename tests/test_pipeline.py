@@ -205,7 +205,7 @@ def test_packs_of_many_readings_fill_batches_without_overflowing_them() -> None:
         for i in range(1, 21)
     ]
     pipeline, source, sink, dead, _ = make(packs, batch_max_points=25)
-    sizes = []
+    sizes: list[int] = []
     while pipeline.run_once(idle_wait_s=0):
         sizes.append(len(sink.lines) - sum(sizes))
     assert source.acked == list(range(1, 21))

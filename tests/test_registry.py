@@ -75,6 +75,7 @@ def test_device_lifecycle(registry: Registry) -> None:
     assert device.has_credentials and len(password) >= 20
     with registry.engine.connect() as conn:
         stored = conn.execute(select(Device.mqtt_password_hash)).scalar_one()
+    assert stored is not None
     assert password not in stored and verify_mosquitto_hash(password, stored)
     with pytest.raises(DuplicateError):
         registry.create_device(gauge())

@@ -47,8 +47,8 @@ def test_bad_values_name_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_settings_round_trip_through_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     original = Settings(
         mqtt={"url": "mqtt://h:1", "password": "s3cret"},  # type: ignore[arg-type]
-        influx={"batch_max_points": 77},
-    )  # type: ignore[arg-type]
+        influx={"batch_max_points": 77},  # type: ignore[arg-type]
+    )
     for key, value in settings_to_env(original).items():
         monkeypatch.setenv(key, value)
     copy = Settings(_env_file=None)  # type: ignore[call-arg]

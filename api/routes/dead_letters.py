@@ -12,7 +12,6 @@ from pydantic import BaseModel, Field
 from api.deps import ServicesDep, require
 from ingest.dead_letters import DeadLetter
 from ingest.model import RejectReason
-from pantau.mqtt_publish import WindowedPublisher
 from people.models import Role
 
 # Ids are 64-bit: a larger number is a bad request, not a database overflow (a 500).
@@ -111,24 +110,13 @@ def replay_dead_letter(services: ServicesDep, dead_letter_id: DeadLetterIdPath) 
         )
     if "+" in letter.topic or "#" in letter.topic or not letter.topic:
         raise HTTPException(409, "the original topic cannot be published to")
-    settings = services.settings.mqtt
-    password = settings.password.get_secret_value() if settings.password else None
-    publisher = WindowedPublisher(
-        settings.host,
-        settings.port,
-        f"pantau-api-replay-{letter.id}",
-        username=settings.username,
-        password=password,
-    )
     try:
-        publisher.connect(timeout_s=5)
-        publisher.publish(letter.topic, letter.payload, content_type=letter.content_type)
-        if not publisher.wait_all_acked(10):
+        publisher = services.publisher()
+        publisher.publish(letter.topic, letter.payload, letter.content_type, timeout_s=10)
+        if not publisher.wait_acked(10):
             raise HTTPException(503, "the broker did not acknowledge the replay")
     except (OSError, TimeoutError) as exc:
         raise HTTPException(503, f"broker unavailable: {exc}") from exc
-    finally:
-        publisher.close()
     services.dead_letters.mark_replayed(letter.id)
     updated = services.dead_letters.get(letter.id)
     assert updated is not None

@@ -11,28 +11,42 @@ class DetectorConfig:
 
     Rates are per accepted reading (count based, not time based): a sensor that reports
     every minute adapts in fewer wall-clock hours than one that reports hourly, but both
-    need the same number of readings to learn.  The defaults are generic: one set for every
-    series, chosen on the public half of NAB (whole-corpus score, no per-file settings) and
-    kept where the neighbouring values score about the same, so they are not a sharp peak.
+    need the same number of readings to learn (the seasonal bins are the exception: they
+    learn per hour of time).  The defaults are generic: one set for every series, chosen by
+    the worst fold of a 12-fold cross-validation on the public half of NAB
+    (``bench/nab_cv.py``; no per-file settings).  See ``ingest/anomaly/README.md`` for how
+    sensitive the worst fold is to each knob.
     """
 
     # readings a new series learns silently before it may score above zero
-    warmup: int = 150
+    warmup: int = 40
     # level / spread (Huber-clipped EWMA of the de-seasonalised value, EW mean |residual|)
-    alpha_level: float = 0.02
+    alpha_level: float = 0.03
     alpha_spread: float = 0.005
     huber_k: float = 3.0
     # fast EWMA of the standardised residual, for sustained level shifts
     alpha_fast: float = 0.15
-    # seasonal bins: hour of day (24) and day of week (7), EW updated per visit
-    alpha_hour: float = 0.05
-    alpha_day: float = 0.01
+    # seasonal bins: hour of day (24) and hour of week (168), additive offsets; the rates
+    # are per hour of time covered (a reading every minute moves its bin by rate / 60)
+    alpha_hour: float = 0.8
+    alpha_week: float = 0.1
     tz_offset_s: float = 8 * 3600.0  # WITA (UTC+8), Luwu Timur local time
     # rate of change: EW mean |first difference|
     alpha_diff: float = 0.01
     # a gap: interval longer than this many typical intervals
     gap_factor: float = 5.0
     alpha_dt: float = 0.05
+    # trend: EW mean of the first difference (the slope); a slope `trend_factor` times the
+    # steepest seen before and `trend_min_z` sigma of a random walk's slope scores
+    # `trend_sigma` directly (0 disables)
+    alpha_trend: float = 0.1
+    trend_factor: float = 1.5
+    trend_min_z: float = 4.0
+    trend_sigma: float = 8.0
+    alpha_trmax: float = 0.02  # how fast the slope record follows a steeper slope
+    # level shift: this many residuals in a row beyond the Huber clip on one side move the
+    # level to the new value at once (0 disables)
+    shift_run: int = 8
     # flatline: a run of identical values this many times longer than the longest seen
     flat_factor: float = 3.0
     flat_min_run: float = 12.0
@@ -54,7 +68,8 @@ class DetectorConfig:
     # anomaly likelihood on the raw score: short vs long EW statistics
     alpha_lik_short: float = 0.2
     alpha_lik_long: float = 0.002
-    lik_warmup: int = 150
+    lik_warmup: int = 60
+    young_gain: float = 0.7
     # one likelihood per component (spike, level, rate of change) instead of one on the max
     lik_per_component: bool = True
     # weight of the strongest raw component taken directly, beside the likelihood

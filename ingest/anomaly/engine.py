@@ -33,8 +33,9 @@ REASONS: dict[int, str] = {
     6: "out_of_range",
     7: "new_range",
     8: "distribution",
+    9: "trend",
 }
-R_NONE, R_LEVEL, R_SPIKE, R_ROC, R_SEASONAL, R_FLAT, R_RANGE, R_NEW, R_DIST = range(9)
+R_NONE, R_LEVEL, R_SPIKE, R_ROC, R_SEASONAL, R_FLAT, R_RANGE, R_NEW, R_DIST, R_TREND = range(10)
 
 # columns of the float64 state matrix
 (
@@ -59,13 +60,20 @@ N_LIK = 3  # likelihood channels: combined (or spike), level, rate of change
 C_LM = 16  # long EW means of the raw scores (N_LIK columns)
 C_LV = C_LM + N_LIK  # long EW variances of the raw scores
 C_LS = C_LV + N_LIK  # short EW means of the raw scores
-N_COLS = C_LS + N_LIK
+N_COLS_V1 = C_LS + N_LIK  # snapshot format 1 ended here
+C_TR = N_COLS_V1  # EW mean of the first difference (the recent slope)
+C_TRMAX = C_TR + 1  # largest |slope| seen so far (after the warm-up)
+C_SHIFT = C_TR + 2  # signed run of residuals beyond the Huber clip (level-shift counter)
+N_COLS = C_TR + 3
 N_HOUR = 24
-N_DAY = 7
+N_WEEK = 168  # hour-of-week bins (v1 had 7 day-of-week bins here)
+N_DAY_V1 = 7
 N_BINS = 9  # histogram of the standardised residual, unit bins centred on -4..4
-H_SHORT = N_HOUR + N_DAY  # first column of the short (recent) histogram
+H_SHORT = N_HOUR + N_WEEK  # first column of the short (recent) histogram
 H_LONG = H_SHORT + N_BINS  # first column of the long (reference) histogram
 N_SEAS = H_LONG + N_BINS  # float32 columns: seasonal bins, then both histograms
+N_SEAS_V1 = N_HOUR + N_DAY_V1 + 2 * N_BINS
+SNAPSHOT_VERSION = 2
 
 _SQRT_PI_2 = float(np.sqrt(np.pi / 2.0))  # mean |N(0,1)| = sqrt(2/pi), so sigma = MAD * this
 _TINY = 1e-9
@@ -100,7 +108,7 @@ class AnomalyEngine:
         c = self.config
         # from this many readings on, every warm-up rate (1/(n+1)) is below its fixed rate
         # and every warm-up mask is empty, so a batch of mature series takes a scalar path
-        slowest = min(c.alpha_level, c.alpha_spread, c.alpha_hour, c.alpha_diff, c.alpha_lik_long)
+        slowest = min(c.alpha_level, c.alpha_spread, c.alpha_diff, c.alpha_lik_long)
         self._n_mature = (
             2.0
             + max(
@@ -111,6 +119,8 @@ class AnomalyEngine:
             if slowest > 0.0
             else float("inf")  # a zero rate keeps its warm-up rate forever: no scalar path
         )
+        # |EW mean of n differences| of a random walk has sd ~ sqrt(a/(2-a)) of one difference
+        self._trend_norm = float(np.sqrt((2.0 - c.alpha_trend) / c.alpha_trend))
 
     # ------------------------------------------------------------------ series registry
     def __len__(self) -> int:
@@ -277,8 +287,10 @@ class AnomalyEngine:
         week = day + 3.0  # epoch day 0 was a Thursday; floor arithmetic beats np.mod here
         week -= 7.0 * np.floor(week * (1.0 / 7.0))
         dow = week.astype(np.int64)
-        np.minimum(dow, N_DAY - 1, out=dow)
-        dow += N_HOUR
+        np.minimum(dow, N_DAY_V1 - 1, out=dow)
+        dow *= N_HOUR
+        dow += hour
+        dow += N_HOUR  # hour-of-week bin, after the 24 hour-of-day bins
         # flat indices into the float32 matrix: 1-d take/put is cheaper than 2-d fancy indexing
         seas_flat = seas.reshape(-1)
         base = ids * N_SEAS
@@ -326,6 +338,18 @@ class AnomalyEngine:
         z_roc = abs_diff / dscale
         if any_gap:
             np.putmask(z_roc, gap, 0.0)
+
+        # ---- trend: a recent slope steeper than any seen before (a flood's rise)
+        tr_old = o[C_TR]
+        tr = tr_old + c.alpha_trend * (diff - tr_old)
+        if any_gap:
+            np.putmask(tr, gap, tr_old)
+        abs_tr = np.abs(tr)
+        trmax = o[C_TRMAX]
+        trend = abs_tr > c.trend_factor * trmax
+        trend &= abs_tr * self._trend_norm >= c.trend_min_z * dscale
+        # ... and towards values never seen before (a river rising past its highest level)
+        trend &= (xs > o[C_VMAX]) | (xs < o[C_VMIN])
 
         # ---- flatline: a run of identical values far longer than any completed before
         same = diff == 0.0
@@ -406,12 +430,18 @@ class AnomalyEngine:
         np.maximum(sigma, 0.0, out=sigma)
         if c.w_raw_direct > 0.0:
             np.maximum(sigma, c.w_raw_direct * zmax, out=sigma)
+        # fast start: until the likelihood has `lik_warmup` raw scores to judge against, a
+        # young series is scored by its strongest z directly (`young_gain` x; 0 = silent)
         young = n < c.warmup + c.lik_warmup
         if young.any():
-            np.putmask(sigma, young, 0.0)
+            young_sigma = zmax * c.young_gain
+            young_sigma[cold] = 0.0
+            np.putmask(sigma, young, young_sigma)
         # direct components bypass the likelihood: a new range ranks by how far it leaves
         # the old one; a flatline gets a fixed level
         direct_on = novel | flat
+        if c.trend_sigma > 0.0:
+            direct_on |= trend
         direct_on &= warm
         if direct_on.any():
             width = vmax - vmin
@@ -422,12 +452,15 @@ class AnomalyEngine:
             direct = c.novelty_sigma + c.novelty_rank * excess
             direct[~novel] = 0.0
             direct[flat & (direct < c.flat_sigma)] = c.flat_sigma
+            is_trend = trend & (direct < c.trend_sigma)
+            direct[is_trend] = c.trend_sigma
             direct[~warm] = 0.0
             direct_wins = direct > 0.0
             direct_wins &= sigma <= direct
             total = np.where(direct_wins, direct, sigma)
         else:
             direct_wins = direct_on
+            is_trend = direct_on
             total = sigma
         score = total * (1.0 / c.score_sigma)
         np.minimum(score, 1.0, out=score)
@@ -447,6 +480,7 @@ class AnomalyEngine:
         if any_direct:
             rsn[direct_wins] = R_NEW
             rsn[direct_wins & flat & ~novel] = R_FLAT
+            rsn[direct_wins & is_trend] = R_TREND
 
         # damp repeats for a while after a detection, so one event alerts once
         held = tss < o[C_HOLD]
@@ -463,8 +497,9 @@ class AnomalyEngine:
             fired &= ~held
         np.putmask(rsn, score <= 0.0, R_NONE)
         if not all_ok:
-            score[~finite] = 0.0
-            rsn[~finite] = R_NONE
+            unusable = ~(finite & ts_ok)  # NaN value or a corrupt clock: score 0
+            score[unusable] = 0.0
+            rsn[unusable] = R_NONE
         if oor is not None:
             score[oor] = 1.0
             rsn[oor] = R_RANGE
@@ -473,16 +508,14 @@ class AnomalyEngine:
         mature = bool(n.min() >= self._n_mature)
         a_lvl: np.ndarray | float
         a_spr: np.ndarray | float
-        a_hr: np.ndarray | float
         a_d: np.ndarray | float
         a_long: np.ndarray | float
         if mature:
-            a_lvl, a_spr, a_hr = c.alpha_level, c.alpha_spread, c.alpha_hour
+            a_lvl, a_spr = c.alpha_level, c.alpha_spread
             a_d, a_long = c.alpha_diff, c.alpha_lik_long
         else:
             a_lvl = np.maximum(a_warm, c.alpha_level)
             a_spr = np.maximum(a_warm, c.alpha_spread)
-            a_hr = np.maximum(a_warm, c.alpha_hour)
             nd = np.maximum(n - 1.0, 0.0)
             a_d = np.maximum(c.alpha_diff, 1.0 / (nd + 1.0))
             n_lik = np.maximum(n - c.warmup, 0.0)
@@ -498,9 +531,29 @@ class AnomalyEngine:
         k *= -1.0
         np.maximum(rc, k, out=rc)
         new[C_MU] = mu + a_lvl * rc
+        # level shift: after `shift_run` residuals in a row beyond the clip on one side, the
+        # new level becomes normal at once (not crept towards for 1/alpha readings)
+        shift = o[C_SHIFT]
+        up = r > -k  # k is -huber_k * scale here
+        down = r < k
+        new_shift = np.where(up, np.maximum(shift, 0.0) + 1.0, 0.0)
+        np.putmask(new_shift, down, np.minimum(shift, 0.0) - 1.0)
+        if c.shift_run > 0:
+            jump = np.abs(new_shift) >= c.shift_run
+            jump &= warm
+            if jump.any():
+                new[C_MU][jump] = (xs - sh - sd)[jump]
+                new_shift[jump] = 0.0
+                fast[jump] = 0.0
+        new[C_SHIFT] = new_shift
         rc *= 1.0 - a_lvl
-        sh_new = sh + a_hr * rc
-        sd_new = sd + c.alpha_day * rc
+        # seasonal bins learn per hour of time, not per reading: a reading taken every
+        # minute moves its hour bin 1/60 of what an hourly reading does, so a fast sensor's
+        # bins cannot turn into a second, fast level that swallows a rise
+        cover = dt_typ * (1.0 / 3600.0)
+        np.minimum(cover, 1.0, out=cover)
+        sh_new = sh + (c.alpha_hour * cover) * rc
+        sd_new = sd + (c.alpha_week * cover) * rc
         cap = 5.0 * scale + floor
         if any_early:
             np.putmask(cap, early, np.inf)
@@ -530,6 +583,13 @@ class AnomalyEngine:
             dt_new[fresh] = 0.0
         new[C_DT] = dt_new
         new[C_RUN] = run
+        new[C_TR] = tr
+        # the slope record follows a steeper slope only slowly, so a rise that keeps
+        # steepening (a flood wave) stays unprecedented for a while instead of setting a new
+        # record every reading
+        new[C_TRMAX] = np.where(abs_tr > trmax, trmax + c.alpha_trmax * (abs_tr - trmax), trmax)
+        if any_cold:
+            new[C_TRMAX][cold] = np.maximum(trmax, abs_tr)[cold]
         new[C_RUNMAX] = runmax
         new[C_CHG] = chg
         if c.range_decay > 0.0:
@@ -597,7 +657,7 @@ class AnomalyEngine:
                     keys=np.array(self._keys, dtype=np.str_),
                     f=self._f[:m],
                     s=self._s[:m],
-                    version=np.array([1]),
+                    version=np.array([SNAPSHOT_VERSION]),
                 )
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -608,15 +668,40 @@ class AnomalyEngine:
 
     @classmethod
     def restore(cls, path: Path, config: DetectorConfig | None = None) -> AnomalyEngine:
+        """Read a snapshot written by ``snapshot`` (format 2, or format 1 converted)."""
         with np.load(Path(path), allow_pickle=False) as data:
             keys = [str(k) for k in data["keys"]]
             f = data["f"]
             s = data["s"]
-        if f.shape != (len(keys), N_COLS) or s.shape != (len(keys), N_SEAS):
-            raise ValueError(f"snapshot {path} has an unexpected state layout")
+            version = int(data["version"][0]) if "version" in data else 1
+        m = len(keys)
+        if version == 1 and f.shape == (m, N_COLS_V1) and s.shape == (m, N_SEAS_V1):
+            f, s = _upgrade_v1(f, s)
+        elif version != SNAPSHOT_VERSION or f.shape != (m, N_COLS) or s.shape != (m, N_SEAS):
+            raise ValueError(
+                f"snapshot {path} has an unexpected state layout (version {version}, "
+                f"{f.shape[1] if f.ndim == 2 else '?'} state columns)"
+            )
         eng = cls(config, initial_capacity=max(1024, len(keys)))
         eng._keys = keys
         eng._index = {k: i for i, k in enumerate(keys)}
         eng._f[: len(keys)] = f
         eng._s[: len(keys)] = s
         return eng
+
+
+def _upgrade_v1(f: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Format 1 state (24 hour + 7 day-of-week bins, no trend columns) as format 2.
+
+    The columns of format 1 keep their places; each day-of-week offset becomes the
+    starting value of that day's 24 hour-of-week bins; the new slope columns start at 0,
+    so the slope record is relearned from the next readings.
+    """
+    m = f.shape[0]
+    f2 = np.zeros((m, N_COLS), dtype=np.float64)
+    f2[:, :N_COLS_V1] = f
+    s2 = np.zeros((m, N_SEAS), dtype=np.float32)
+    s2[:, :N_HOUR] = s[:, :N_HOUR]
+    s2[:, N_HOUR : N_HOUR + N_WEEK] = np.repeat(s[:, N_HOUR : N_HOUR + N_DAY_V1], N_HOUR, axis=1)
+    s2[:, H_SHORT:N_SEAS] = s[:, N_HOUR + N_DAY_V1 :]
+    return f2, s2
