@@ -14,7 +14,16 @@ from fastapi_offline import FastAPIOffline
 
 from api.deps import AppServices
 from api.guards import BodySizeLimit, validation_error_answer
-from api.routes import dead_letters, devices, health, latest, readings, users
+from api.routes import (
+    alerts,
+    dead_letters,
+    devices,
+    health,
+    latest,
+    notifications,
+    readings,
+    users,
+)
 from devices.catalog import default_catalog
 from devices.registry import Registry
 from ingest.dead_letters import DeadLetterStore
@@ -71,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dead_letters.replay_router)
     app.include_router(devices.router)
     app.include_router(users.router)
+    app.include_router(alerts.router)
+    app.include_router(notifications.router)
     app.include_router(latest.router)
     # The field console: static files, plain ES modules, no build step (api/console/).
     app.mount("/console", StaticFiles(directory=CONSOLE_DIR, html=True), name="console")

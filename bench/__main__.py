@@ -17,6 +17,8 @@ BENCHMARKS = [
     "bench.bench_detect_faults",
     "bench.bench_simulators",
     "bench.bench_soak",
+    "bench.bench_alerts",
+    "bench.bench_alert_latency",
 ]
 NAMES = {module.removeprefix("bench.bench_"): module for module in BENCHMARKS}
 

@@ -35,6 +35,9 @@ def render_password_file(accounts: list[BrokerAccount]) -> str:
     return "".join(f"{a.username}:{a.password_hash}\n" for a in accounts)
 
 
+ALERTS_TOPIC = "pantau/alerts"
+
+
 def render_acl_file(accounts: list[BrokerAccount], topic_prefix: str) -> str:
     prefix = topic_prefix.rstrip("/")
     lines = [
@@ -51,6 +54,8 @@ def render_acl_file(accounts: list[BrokerAccount], topic_prefix: str) -> str:
                 f"topic read $share/+/{prefix}/#",
                 # The broker's counters (dropped messages, store size): ingest/broker_stats.py
                 "topic read $SYS/#",
+                # The ingester's alert stage publishes each device's alert state, retained.
+                f"topic readwrite {ALERTS_TOPIC}/#",
             ]
         elif account.service_role is ServiceRole.PUBLISHER:
             lines += ["", f"user {account.username}", f"topic write {prefix}/#"]

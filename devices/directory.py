@@ -32,6 +32,14 @@ class DirectoryEntry:
     # field → (scale, offset) of the latest calibration version
     calibration: dict[str, tuple[float, float]] = field(default_factory=dict)
     calibration_version: int | None = None
+    # For the alert rules: where it is, how often it reports, its threshold overrides.
+    name: str = ""
+    site: str = ""
+    district: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+    interval_s: float = 60.0
+    thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
 
     # The tags as the sorted, hashable pairs a `Reading` carries (computed once, hot path).
     tag_items: tuple[tuple[str, str], ...] = field(init=False, default=())
@@ -84,6 +92,13 @@ class DeviceDirectory:
                     for name, c in (calibration.fields if calibration else {}).items()
                 },
                 calibration_version=calibration.version if calibration else None,
+                name=device.name,
+                site=device.site,
+                district=device.district,
+                latitude=device.latitude,
+                longitude=device.longitude,
+                interval_s=device.interval_s,
+                thresholds=device.thresholds or {},
             )
         self._entries = entries  # one reference swap: readers see the old or the new, whole
         self._watch.revision = revision

@@ -9,9 +9,14 @@ import threading
 import time
 from types import FrameType
 
+from alerts.influx_points import InfluxAlertPoints
+from alerts.mqtt_state import MqttAlertState
+from alerts.rules import load_rules
+from alerts.store import AlertStore
 from devices.catalog import default_catalog
 from devices.directory import DeviceDirectory
 from devices.registry import Registry
+from ingest.alert_stage import AlertStage
 from ingest.broker_stats import BrokerStats
 from ingest.calibrate import CalibrationStage, DeviceTagStage
 from ingest.dead_letters import DeadLetterStore
@@ -25,6 +30,7 @@ from ingest.registry_gate import RegistryKindResolver
 from ingest.sink import InfluxSink, wait_for_influx
 from ingest.validate import Validator
 from pantau.influxdb import InfluxClient, InfluxUnavailableError
+from pantau.mqtt_publish import Qos1Publisher
 from pantau.retry import RetryStoppedError, retry_policy
 from pantau.settings import Settings
 from pantau.sql import make_engine, migrate
@@ -122,7 +128,45 @@ class IngestService:
                 snapshot_interval_s=settings.detect.snapshot_interval_s,
             )
             stages.append(self.detector)
+        self.alerts: AlertStage | None = None
+        if settings.alerts.enabled:
+            self.alert_publisher = Qos1Publisher(
+                settings.mqtt.host,
+                settings.mqtt.port,
+                f"{settings.mqtt.client_id}-alerts",
+                window=1000,
+                username=settings.mqtt.username,
+                password=settings.mqtt.password.get_secret_value()
+                if settings.mqtt.password
+                else None,
+            )
+            self.alert_mqtt = MqttAlertState(self.alert_publisher, settings.alerts.mqtt_topic)
+            self.alerts = AlertStage(
+                load_rules(),
+                self.directory,
+                AlertStore(self.engine),
+                notifiers=[self.alert_mqtt.on_events, InfluxAlertPoints(self.influx).on_events],
+                tick_interval_s=settings.alerts.tick_interval_s,
+            )
+            stages.append(self.alerts)
         return stages
+
+    def _start_alerts(self) -> None:
+        """Rebuild the alert state from SQL, connect its publisher, start its timer."""
+        if self.alerts is None:
+            return
+        try:
+            self.alert_publisher.connect()
+        except Exception as exc:  # SQL keeps every change; the state is republished at start
+            log.warning("alert publisher cannot connect yet: %s", exc)
+        active = self.alerts.store.active()
+        self.alert_mqtt.rebuild(active)
+        watched = [
+            device.id
+            for device in self.directory.registry.current_state()[1]
+            if device.status == "active"
+        ]
+        self.alerts.start(watched)
 
     def readiness(self) -> dict[str, bool]:
         return {
@@ -153,6 +197,7 @@ class IngestService:
         self.metrics.influx_up.set(1)
         migrate(self.engine)
         self.directory.start()
+        self._start_alerts()
 
     def run(self) -> None:
         if self.settings.ingest.metrics_port:
@@ -187,6 +232,10 @@ class IngestService:
             self.source.stop()
             if self.broker_stats is not None:
                 self.broker_stats.stop()
+            if self.alerts is not None:
+                self.alerts.stop()
+                with contextlib.suppress(Exception):
+                    self.alert_publisher.close(timeout_s=2.0)
             self.directory.stop()
             self.sink.close()
             if self.health:
@@ -198,6 +247,15 @@ class IngestService:
                 self.pipeline.rejected,
                 self.pipeline.acked,
             )
+
+    def _active_alerts(self) -> str:
+        """Active (unresolved) alert episodes, for the status line; `-` when alerting is off."""
+        if self.alerts is None:
+            return "-"
+        try:
+            return str(self.alerts.store.count_active())
+        except Exception:  # the database is away: the line still goes out
+            return "?"
 
     def _report(self) -> None:
         interval = self.settings.ingest.status_interval_s
@@ -223,7 +281,7 @@ class IngestService:
                 self.metrics.lag.set(0)
             log.info(
                 "received=%d (%.0f/s) written=%d (%.0f/s) rejected=%d backlog=%d gaps=%d "
-                "lag=%s mqtt=%s influx=%s",
+                "lag=%s mqtt=%s influx=%s alerts=%s",
                 received,
                 (received - last_received) / interval,
                 written,
@@ -234,6 +292,7 @@ class IngestService:
                 "-" if lag_s is None else f"{lag_s:.1f}s",
                 "up" if self.source.connected else "down",
                 "up" if self.sink.healthy else "down",
+                self._active_alerts(),
             )
             last_received, last_written, last_committed = received, written, committed
             stored = self.broker_stats.stored if self.broker_stats is not None else None

@@ -1,9 +1,10 @@
 """Pantau's one typed settings object.
 
 Every option lives here, nested per component (``mqtt``, ``influx``, ``database``, ``api``,
-``ingest``, ``registry``, ``simulate``, ``stack``), with its unit in its name and its default
-documented where it is defined. Values come from the environment with the prefix ``PANTAU_``
-and ``__`` between levels (``PANTAU_INFLUX__BATCH_MAX_POINTS=10000``), or from a ``.env`` file.
+``ingest``, ``registry``, ``simulate``, ``stack``, ``notify`` ...), with its unit in its name
+and its default documented where it is defined. Values come from the environment with the
+prefix ``PANTAU_`` and ``__`` between levels (``PANTAU_INFLUX__BATCH_MAX_POINTS=10000``), or
+from a ``.env`` file.
 
 Components receive their slice through their constructor; no stage reads the environment.
 ``.env.example`` is generated from this module (``pantau settings env-example``).
@@ -11,6 +12,7 @@ Components receive their slice through their constructor; no stage reads the env
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -333,6 +335,21 @@ class DetectSettings(BaseModel):
     ] = 60.0
 
 
+class AlertSettings(BaseModel):
+    """The alert stage of the ingester (rules in alerts/rules.yaml)."""
+
+    enabled: Annotated[
+        bool, Field(description="Evaluate the alert rules on every reading as it is ingested.")
+    ] = True
+    tick_interval_s: Annotated[
+        float, Field(gt=0, description="How often silent devices are checked (no-data), seconds.")
+    ] = 1.0
+    mqtt_topic: Annotated[
+        str,
+        Field(description="Retained per-device alert state is published under <this>/<device_id>."),
+    ] = "pantau/alerts"
+
+
 class SimulateSettings(BaseModel):
     """The field simulators that stand in for hardware."""
 
@@ -419,6 +436,106 @@ class StackSettings(BaseModel):
     ] = 30.0
 
 
+class WebhookTarget(BaseModel):
+    """One webhook: a URL and the secret its HMAC-SHA256 signature is made with."""
+
+    url: Annotated[str, Field(description="Where the Alert JSON is POSTed (http or https).")]
+    secret: Annotated[
+        SecretStr,
+        Field(min_length=1, description="Shared secret for the X-Pantau-Signature HMAC-SHA256."),
+    ]
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"a webhook URL is http(s)://host/..., not {value[:80]!r}")
+        return value
+
+
+class RecipientGroup(BaseModel):
+    """People notified together: webhooks and e-mail addresses, for some severities."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64, description="Group name.")]
+    severities: Annotated[
+        list[str], Field(description="Severities sent to this group: info, warning, critical.")
+    ] = ["warning", "critical"]
+    webhooks: Annotated[list[WebhookTarget], Field(description="Webhooks of the group.")] = []
+    emails: Annotated[list[str], Field(description="E-mail addresses of the group.")] = []
+
+    @field_validator("severities")
+    @classmethod
+    def _known_severities(cls, value: list[str]) -> list[str]:
+        unknown = set(value) - {"info", "warning", "critical"}
+        if unknown:
+            raise ValueError(f"unknown severities {sorted(unknown)}: info, warning, critical")
+        return value
+
+    escalate_after_min: Annotated[
+        float,
+        Field(
+            ge=0,
+            description="0: told of every change at once. Above 0: an escalation group, told "
+            "only when an alert stays unacknowledged (firing) this many minutes.",
+        ),
+    ] = 0.0
+
+
+class NotifySettings(BaseModel):
+    """Alert notifications: recipients, the outbox dispatcher, SMTP."""
+
+    enabled: Annotated[
+        bool, Field(description="Run the notification dispatcher (`pantau notify run`).")
+    ] = True
+    groups: Annotated[
+        list[RecipientGroup],
+        Field(description="Recipient groups (JSON list in the environment variable)."),
+    ] = []
+    reminder_interval_min: Annotated[
+        float, Field(ge=0, description="Remind every N minutes while firing unacknowledged; 0 off.")
+    ] = 15.0
+    poll_interval_s: Annotated[
+        float, Field(gt=0, le=10, description="How often the dispatcher looks for work, seconds.")
+    ] = 0.02
+    batch_max_rows: Annotated[
+        int, Field(ge=1, le=1000, description="Outbox rows claimed per round.")
+    ] = 50
+    lease_s: Annotated[
+        float, Field(gt=0, description="A claimed row is retried by anyone after this, seconds.")
+    ] = 60.0
+    max_attempts: Annotated[
+        int, Field(ge=1, description="Attempts before a notification is marked failed.")
+    ] = 10
+    retry_base_s: Annotated[
+        float, Field(gt=0, description="First retry delay, seconds (doubles per attempt).")
+    ] = 1.0
+    retry_max_s: Annotated[float, Field(gt=0, description="Longest retry delay, seconds.")] = 600.0
+    timeout_s: Annotated[float, Field(gt=0, description="HTTP/SMTP timeout, seconds.")] = 10.0
+    heartbeat_path: Annotated[
+        str, Field(description="File the dispatcher touches every few seconds (health checks).")
+    ] = ""
+    smtp_host: Annotated[str, Field(description="SMTP server host (empty: no e-mail).")] = ""
+    smtp_port: Annotated[int, Field(ge=1, le=65535, description="SMTP server port.")] = 25
+    smtp_starttls: Annotated[bool, Field(description="Upgrade the SMTP session with STARTTLS.")] = (
+        False
+    )
+    smtp_username: Annotated[str | None, Field(description="SMTP login (none: no auth).")] = None
+    smtp_password: Annotated[SecretStr | None, Field(description="SMTP password.")] = None
+    smtp_from: Annotated[str, Field(description="From address of alert e-mails.")] = (
+        "pantau@localhost"
+    )
+
+    @field_validator("groups")
+    @classmethod
+    def _unique_group_names(cls, value: list[RecipientGroup]) -> list[RecipientGroup]:
+        names = [g.name for g in value]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"recipient group names must be unique: {repeated}")
+        return value
+
+
 class Settings(BaseSettings):
     """All of Pantau's settings."""
 
@@ -435,9 +552,11 @@ class Settings(BaseSettings):
     api: ApiSettings = Field(default_factory=ApiSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     detect: DetectSettings = Field(default_factory=DetectSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     simulate: SimulateSettings = Field(default_factory=SimulateSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
     display_timezone: Annotated[
         str, Field(description="Time zone for people (logs, CLI); storage is always UTC.")
     ] = "Asia/Makassar"
@@ -501,7 +620,24 @@ def _env_value(value: object) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(_plain(value))  # pydantic-settings parses complex values as JSON
     return str(value)
+
+
+def _plain(value: object) -> object:
+    """JSON-ready, secrets revealed (for a child process's environment only)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, BaseModel):
+        return {k: _plain(getattr(value, k)) for k in type(value).model_fields}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    return value
 
 
 def settings_to_env(settings: Settings) -> dict[str, str]:

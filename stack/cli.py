@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from alerts.cli import register as register_alerts
+from alerts.notify_cli import register as register_notify
 from api.cli import register as register_api
 from dashboards.cli import register as register_dashboards
 from devices.cli import register as register_devices
@@ -51,6 +53,8 @@ register_simulate(app)
 register_devices(app)
 register_people(app)
 register_dashboards(app)
+register_alerts(app)
+register_notify(app)
 
 
 @settings_app.command("env-example")

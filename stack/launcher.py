@@ -188,6 +188,8 @@ class LocalStack:
         ingest = self._pantau("ingest")
         api = self._pantau("api")
         self.apps = [ingest, api]
+        if self.settings.notify.enabled:
+            self.apps.append(self._pantau("notify", "run"))
         if self.simulators:
             self.apps.append(self._pantau("simulate", "--devices", str(self.simulator_devices)))
         # From the files' ends before the children start: their earlier runs are not news.

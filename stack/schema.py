@@ -14,9 +14,11 @@ from pantau.sql import metadata
 
 def all_tables() -> MetaData:
     """The shared metadata with every table of every package declared on it."""
+    import alerts.outbox_tables
+    import alerts.tables
     import devices.models
     import ingest.dead_letters
     import people.models
 
-    del devices, ingest, people  # imported for their tables
+    del alerts, devices, ingest, people  # imported for their tables
     return metadata

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +18,8 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from starlette.routing import BaseRoute, Mount, Route
 
+from alerts.model import DeviceInfo, Severity, Signal
+from alerts.store import AlertStore
 from api.app import create_app
 from api.deps import required_role
 from ingest.dead_letters import DeadLetterStore
@@ -65,6 +68,16 @@ MATRIX: dict[tuple[str, str], Role | None] = {
     ("GET", "/users/{user_id}/tokens"): A,
     ("POST", "/users/{user_id}/tokens"): A,
     ("DELETE", "/tokens/{token_id}"): A,
+    ("GET", "/alerts"): V,
+    ("GET", "/alerts/stream"): V,
+    ("GET", "/alerts/{alert_id}"): V,
+    ("POST", "/alerts/{alert_id}/ack"): R,
+    ("POST", "/alerts/{alert_id}/resolve"): R,
+    ("GET", "/devices/{device_id}/alerts"): V,
+    ("POST", "/silences"): T,
+    ("GET", "/silences"): V,
+    ("DELETE", "/silences/{silence_id}"): T,
+    ("GET", "/notifications"): R,
 }
 ALLOWED = {
     V: set(Role),
@@ -128,6 +141,13 @@ def test_auth_matrix(settings: Settings) -> None:
     )
     letter_id = store.list()[0].id
     counter = itertools.count()
+    alerts = AlertStore(engine)
+    soon = datetime.now(UTC) + timedelta(hours=1)
+
+    def signal_for(rule: str) -> Signal:
+        return Signal(
+            rule, DeviceInfo("wl-base", "water_level"), "awas", 3, Severity.CRITICAL, soon
+        )
 
     def request_for(method: str, path: str) -> dict[str, Any]:
         """A request that succeeds for an allowed caller: fresh ids, existing objects."""
@@ -142,6 +162,14 @@ def test_auth_matrix(settings: Settings) -> None:
             .replace("{dead_letter_id}", str(letter_id))
             .replace("{user_id}", str(admin_user.id))
         )
+        if "{alert_id}" in path:
+            opened = alerts.apply([signal_for(f"matrix_{n}")])
+            concrete = concrete.replace("{alert_id}", str(opened[0].alert_id))
+        if "{silence_id}" in path:
+            silence = alerts.add_silence(
+                rule=f"matrix_{n}", ends_at=soon, reason="matrix", created_by="t"
+            )
+            concrete = concrete.replace("{silence_id}", str(silence.id))
         if "{token_id}" in path:
             info, _ = registry.issue_token(admin_user.id, f"t{n}")
             concrete = path.replace("{token_id}", str(info.id))
@@ -160,6 +188,11 @@ def test_auth_matrix(settings: Settings) -> None:
             ("POST", "/users"): lambda: {"json": {"name": f"user-{n}", "role": "viewer"}},
             ("PATCH", "/users/{user_id}"): lambda: {"json": {"role": "viewer"}},
             ("POST", "/users/{user_id}/tokens"): lambda: {"json": {"label": "x"}},
+            ("POST", "/silences"): lambda: {
+                "json": {"device_id": "wl-base", "ends_at": soon.isoformat(), "reason": "x"}
+            },
+            ("GET", "/alerts/stream"): lambda: {"params": {"timeout_s": 0.2}},
+            ("POST", "/alerts/{alert_id}/ack"): lambda: {"json": {"note": "on my way"}},
         }
         return {"url": concrete, **bodies.get((method, path), dict)()}
 

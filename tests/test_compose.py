@@ -39,7 +39,7 @@ def test_compose_file_follows_the_compose_specification() -> None:
 def test_every_service_restarts_and_long_running_ones_report_health() -> None:
     expected = {
         "mosquitto", "broker-auth", "influxdb", "postgres", "ingest", "api",
-        "prometheus", "grafana", "simulate",
+        "prometheus", "grafana", "simulate", "notify",
     }  # fmt: skip
     assert set(SERVICES) == expected
     for name, service in SERVICES.items():

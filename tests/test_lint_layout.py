@@ -10,6 +10,7 @@ PACKAGES = [
     "pantau",
     "people",
     "devices",
+    "alerts",
     "ingest",
     "simulators",
     "dashboards",

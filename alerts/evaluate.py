@@ -1,0 +1,444 @@
+"""The rule evaluator: readings in, `Signal`s out — vectorised over a batch, state in memory.
+
+State lives per (rule, device) in numpy arrays indexed by a series number: the current level
+rank, a pending level and since when (for-duration), the last value (trend) and, for window
+rules, a ring of 12 time buckets (sum, count, minimum) per series. A batch costs a few array
+operations per rule:
+
+1. every reading's *up rank* k (levels reached) and *down rank* d (levels not yet left, i.e.
+   still above `at - hysteresis`) against its series' thresholds (registry overrides applied);
+2. a series whose current rank r satisfies k ≤ r ≤ d and is not pending changes nothing —
+   the common case, decided without Python per reading;
+3. only the other series (a crossing, a pending timer) are walked reading by reading in
+   arrival order, so a batch holding a gauge's Siaga and Awas readings yields both steps.
+
+Window rules (rolling mean, sum, rise) are evaluated at each series' last reading of a batch.
+No-data is a timer over last-seen times (`tick`), anomalies come with the detector's reason.
+Devices in `maintenance` are not evaluated (silenced). `rebuild` restores the ranks from the
+open episodes in SQL at start, so a restart neither re-opens nor forgets an alert.
+
+This module does not know the pipeline: the ingester hands it columns (`Columns`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from alerts.model import Alert, DeviceInfo, Severity, Signal, State, Trend
+from alerts.rules import Rule
+
+BUCKETS = 12  # a window rule's ring: window_s / 12 per bucket
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceContext:
+    """What the rules need to know about a device (from the registry)."""
+
+    info: DeviceInfo
+    status: str = "active"
+    interval_s: float = 60.0
+    thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+DeviceLookup = Callable[[str], DeviceContext | None]
+
+
+@dataclass(slots=True)
+class Columns:
+    """The readings of one device, as columns (a block, or a device's rows of a batch)."""
+
+    device_id: str
+    kind: str
+    ts_ms: np.ndarray
+    fields: dict[str, np.ndarray]
+    anomaly: dict[int, str] = field(default_factory=dict)  # row → the detector's reason
+
+
+def _at(ts_ms: float) -> datetime:
+    return datetime.fromtimestamp(ts_ms / 1000.0, UTC)
+
+
+class LadderState:
+    """Every series of one ladder rule (one row per device)."""
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        n = len(rule.levels)
+        self.index: dict[str, int] = {}
+        self.contexts: list[DeviceContext] = []
+        self.sources: list[object] = []  # the thresholds dict each row was built from
+        self.up = np.empty((0, n))
+        self.down = np.empty((0, n))
+        self.shown = np.empty((0, n))  # thresholds in the field's own sign, for people
+        self.rank = np.zeros(0, np.int64)
+        self.pending = np.zeros(0, bool)
+        self.pend_rank = np.zeros(0, np.int64)
+        self.pend_since = np.zeros(0)
+        self.last = np.full(0, np.nan)
+        self.seen = np.full(0, -np.inf)  # newest reading time per series, ms
+        if rule.window_s:
+            self.bucket_id = np.full((0, BUCKETS), -1, np.int64)
+            self.b_sum = np.zeros((0, BUCKETS))
+            self.b_cnt = np.zeros((0, BUCKETS))
+            self.b_min = np.full((0, BUCKETS), np.inf)
+
+    def _rows(self, ctx: DeviceContext) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        rule = self.rule
+        overrides = ctx.thresholds.get(rule.field or "", {})
+        if rule.from_registry and not overrides:
+            return None  # e.g. a gauge without levels: its zero is its own
+        ats = np.array(
+            [
+                float(overrides.get(lv.name, math.nan if rule.from_registry else lv.at))
+                for lv in rule.levels
+            ]
+        )
+        sign = -1.0 if rule.below else 1.0
+        up = sign * ats
+        if rule.strict:
+            up = np.nextafter(up, np.inf)
+        up = np.where(np.isnan(up), np.inf, up)
+        return up, up - rule.hysteresis, ats
+
+    def series(self, ctx: DeviceContext) -> int | None:
+        """The row of a device (created on first sight; thresholds followed when changed)."""
+        row = self.index.get(ctx.info.device_id)
+        if row is not None:
+            if self.sources[row] is not ctx.thresholds:
+                rows = self._rows(ctx)
+                if rows is None:
+                    return None
+                self.up[row], self.down[row], self.shown[row] = rows
+                self.sources[row] = ctx.thresholds
+                self.contexts[row] = ctx
+            return row
+        rows = self._rows(ctx)
+        if rows is None:
+            return None
+        row = len(self.contexts)
+        if row == len(self.rank):
+            self._grow(max(16, 2 * row))
+        self.index[ctx.info.device_id] = row
+        self.contexts.append(ctx)
+        self.sources.append(ctx.thresholds)
+        self.up[row], self.down[row], self.shown[row] = rows
+        return row
+
+    def _grow(self, capacity: int) -> None:
+        """Room for `capacity` series (amortised doubling: no copy per new device)."""
+
+        def grown(array: np.ndarray, fill: object) -> np.ndarray:
+            out = np.full((capacity, *array.shape[1:]), fill, dtype=array.dtype)
+            out[: len(array)] = array
+            return out
+
+        self.up, self.down = grown(self.up, np.inf), grown(self.down, np.inf)
+        self.shown = grown(self.shown, np.nan)
+        self.rank, self.pending = grown(self.rank, 0), grown(self.pending, False)
+        self.pend_rank, self.pend_since = grown(self.pend_rank, 0), grown(self.pend_since, 0.0)
+        self.last = grown(self.last, np.nan)
+        self.seen = grown(self.seen, -np.inf)
+        if self.rule.window_s:
+            self.bucket_id = grown(self.bucket_id, -1)
+            self.b_sum, self.b_cnt = grown(self.b_sum, 0.0), grown(self.b_cnt, 0.0)
+            self.b_min = grown(self.b_min, np.inf)
+
+    # -- windows ----------------------------------------------------------------------------
+    def aggregate(
+        self, idx: np.ndarray, ts: np.ndarray, v: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Add readings to the rings; (series, time, aggregate) at each series' last reading."""
+        rule = self.rule
+        bucket_ms = rule.window_s * 1000.0 / BUCKETS
+        b = (ts // bucket_ms).astype(np.int64)
+        slot = b % BUCKETS
+        finite = ~np.isnan(v)
+        held = self.bucket_id[idx, slot]
+        newer = finite & (held < b)
+        self.bucket_id[idx[newer], slot[newer]] = b[newer]
+        self.b_sum[idx[newer], slot[newer]] = 0.0
+        self.b_cnt[idx[newer], slot[newer]] = 0.0
+        self.b_min[idx[newer], slot[newer]] = np.inf
+        ok = finite & ((held == b) | newer)
+        # Sums and counts by bincount over (series, slot) (np.add.at is far slower).
+        flat = idx[ok] * BUCKETS + slot[ok]
+        size = self.b_sum.size
+        self.b_sum += np.bincount(flat, weights=v[ok], minlength=size).reshape(self.b_sum.shape)
+        self.b_cnt += np.bincount(flat, minlength=size).reshape(self.b_cnt.shape)
+        if rule.aggregate == "rise" and flat.size:
+            order = np.argsort(flat, kind="stable")
+            keys = flat[order]
+            starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+            lows = np.minimum.reduceat(v[ok][order], starts)
+            cells = keys[starts]
+            view = self.b_min.reshape(-1)
+            view[cells] = np.minimum(view[cells], lows)
+        reverse = idx[::-1]
+        series, first_from_end = np.unique(reverse, return_index=True)
+        last_pos = len(idx) - 1 - first_from_end
+        latest = b[last_pos][:, None]
+        ids = self.bucket_id[series]
+        valid = (ids > latest - BUCKETS) & (ids <= latest)
+        if rule.aggregate == "sum":
+            value = (self.b_sum[series] * valid).sum(axis=1)
+        elif rule.aggregate == "mean":
+            count = (self.b_cnt[series] * valid).sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                value = (self.b_sum[series] * valid).sum(axis=1) / count
+        else:  # rise: the latest value above the window's minimum
+            lowest = np.where(valid, self.b_min[series], np.inf).min(axis=1)
+            value = v[last_pos] - lowest
+        return series, ts[last_pos], value
+
+
+class AlertEvaluator:
+    """Turns readings into signals for the store; see the module docstring."""
+
+    def __init__(self, rules: dict[str, Rule], lookup: DeviceLookup) -> None:
+        self.rules = rules
+        self.lookup = lookup
+        self.ladders = {rid: LadderState(r) for rid, r in rules.items() if r.type == "ladder"}
+        self.by_kind: dict[str, list[LadderState]] = {}
+        for state in self.ladders.values():
+            self.by_kind.setdefault(state.rule.kind or "", []).append(state)
+        self.nodata = next((r for r in rules.values() if r.type == "nodata"), None)
+        self.anomaly = next((r for r in rules.values() if r.type == "anomaly"), None)
+        self.last_seen_ms: dict[str, float] = {}
+        self.silent: set[str] = set()  # devices with an open no-data episode
+        self.anomalous: dict[str, float] = {}  # device → time of its last anomalous reading
+        self.signals: list[Signal] = []
+
+    def context(self, device_id: str, kind: str) -> DeviceContext:
+        return self.lookup(device_id) or DeviceContext(DeviceInfo(device_id, kind))
+
+    # -- readings ---------------------------------------------------------------------------
+    def observe(self, batch: Sequence[Columns], now_ms: float | None = None) -> None:
+        """Evaluate one batch; the signals wait in `self.signals` (see `take`)."""
+        now = time.time() * 1000.0 if now_ms is None else now_ms
+        per_rule: dict[str, tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]] = {}
+        for cols in batch:
+            ctx = self.context(cols.device_id, cols.kind)
+            if ctx.status != "active":
+                continue  # maintenance: silenced (retired never gets here)
+            self.last_seen_ms[cols.device_id] = now
+            if cols.device_id in self.silent and self.nodata is not None:
+                self.silent.discard(cols.device_id)
+                self._emit_simple(self.nodata, ctx, "nodata", 0, _at(now))
+            if self.anomaly is not None and (cols.anomaly or cols.device_id in self.anomalous):
+                self._anomalies(self.anomaly, ctx, cols)
+            ts_f = cols.ts_ms.astype(np.float64)
+            for state in self.by_kind.get(cols.kind, ()):
+                rule = state.rule
+                values = cols.fields.get(rule.field or "")
+                if values is None:
+                    continue
+                row = state.series(ctx)
+                if row is None:
+                    continue
+                if rule.gate_field is not None:
+                    gate = cols.fields.get(rule.gate_field)
+                    if gate is None:
+                        values = np.full(len(values), np.nan)
+                    else:
+                        values = np.where(gate >= rule.gate_at, values, np.nan)
+                lists = per_rule.setdefault(rule.id, ([], [], []))
+                lists[0].append(np.full(len(values), row, np.int64))
+                lists[1].append(ts_f)
+                lists[2].append(np.asarray(values, np.float64))
+        for rule_id, (idx_parts, ts_parts, v_parts) in per_rule.items():
+            state = self.ladders[rule_id]
+            idx = np.concatenate(idx_parts)
+            ts = np.concatenate(ts_parts)
+            v = np.concatenate(v_parts)
+            # A reading not newer than the series' newest is a redelivery: already counted.
+            fresh = ts > state.seen[idx]
+            if not fresh.all():
+                idx, ts, v = idx[fresh], ts[fresh], v[fresh]
+                if not len(idx):
+                    continue
+            state.seen[idx] = np.maximum(state.seen[idx], ts)
+            if state.rule.window_s:
+                idx, ts, v = state.aggregate(idx, ts, v)
+            self._ladder(state, idx, ts, v)
+
+    def _ladder(self, state: LadderState, idx: np.ndarray, ts: np.ndarray, v: np.ndarray) -> None:
+        rule = state.rule
+        signed = -v if rule.below else v
+        k = (signed[:, None] >= state.up[idx]).sum(axis=1)
+        d = (signed[:, None] >= state.down[idx]).sum(axis=1)
+        if rule.open_from > 1:
+            k = np.where(k < rule.open_from, 0, k)
+            d = np.where(d < rule.open_from, 0, d)
+        r = state.rank[idx]
+        needs = (k > r) | (d < r) | state.pending[idx]
+        if needs.any():
+            # A series that changes walks all its readings of the batch: after its first
+            # change, the band of its later readings is not the one computed above.
+            needs = np.isin(idx, idx[needs])
+            # The value before each reading, within the batch or from the last one: the trend.
+            prev = state.last[idx]
+            order = np.argsort(idx, kind="stable")
+            ordered = idx[order]
+            same = np.r_[False, ordered[1:] == ordered[:-1]]
+            prev[order] = np.where(same, np.r_[np.nan, v[order][:-1]], prev[order])
+            for pos in np.flatnonzero(needs).tolist():
+                state.last[int(idx[pos])] = prev[pos]
+                self._step(
+                    state, int(idx[pos]), float(ts[pos]), float(v[pos]), int(k[pos]), int(d[pos])
+                )
+        state.last[idx] = v
+
+    def _step(self, state: LadderState, row: int, ts: float, v: float, k: int, d: int) -> None:
+        rule = state.rule
+        r = int(state.rank[row])
+        target = min(max(r, k), d)
+        if state.pending[row]:
+            if target == 0:
+                state.pending[row] = False
+                self._emit_ladder(state, row, 0, ts, v, True)
+            elif ts - state.pend_since[row] >= rule.for_s * 1000.0:
+                state.pending[row] = False
+                state.rank[row] = target
+                self._emit_ladder(state, row, target, ts, v, True)
+            elif target != state.pend_rank[row]:
+                state.pend_rank[row] = target
+                self._emit_ladder(state, row, target, ts, v, False)
+            state.last[row] = v
+            return
+        if target != r:
+            if r == 0 and rule.for_s > 0:
+                state.pending[row] = True
+                state.pend_since[row] = ts
+                state.pend_rank[row] = target
+                self._emit_ladder(state, row, target, ts, v, False)
+            else:
+                state.rank[row] = target
+                self._emit_ladder(state, row, target, ts, v, True)
+        state.last[row] = v
+
+    def _emit_ladder(
+        self, state: LadderState, row: int, rank: int, ts: float, v: float, firing: bool
+    ) -> None:
+        rule = state.rule
+        ctx = state.contexts[row]
+        prev = float(state.last[row])
+        trend = None
+        if not math.isnan(prev) and not math.isnan(v):
+            trend = Trend.RISING if v > prev else Trend.FALLING if v < prev else Trend.STEADY
+        level = rule.level_at(rank)
+        shown = float(state.shown[row, rank - 1]) if rank else None
+        self.signals.append(
+            Signal(
+                rule=rule.id,
+                device=ctx.info,
+                level=level.name if level else "normal",
+                level_rank=rank,
+                severity=level.severity if level else Severity.INFO,
+                at=_at(ts),
+                field=rule.field,
+                value=None if math.isnan(v) else round(v, 3),
+                threshold=shown,
+                unit=rule.unit,
+                trend=trend,
+                next_level=rule.next_level(rank) if rank else None,
+                firing=firing,
+            )
+        )
+
+    def _emit_simple(
+        self,
+        rule: Rule,
+        ctx: DeviceContext,
+        level: str,
+        rank: int,
+        at: datetime,
+        reason: str | None = None,
+        field_name: str | None = None,
+    ) -> None:
+        self.signals.append(
+            Signal(
+                rule=rule.id,
+                device=ctx.info,
+                level=level,
+                level_rank=rank,
+                severity=rule.severity,
+                at=at,
+                field=field_name,
+                reason=reason,
+            )
+        )
+
+    def _anomalies(self, rule: Rule, ctx: DeviceContext, cols: Columns) -> None:
+        device = cols.device_id
+        if cols.anomaly:
+            row = max(cols.anomaly)
+            ts = float(cols.ts_ms[row])
+            if device not in self.anomalous:
+                reason = cols.anomaly[row]
+                self._emit_simple(rule, ctx, "anomaly", 1, _at(ts), reason, reason.split(":", 1)[0])
+            self.anomalous[device] = max(ts, self.anomalous.get(device, ts))
+        latest = float(cols.ts_ms.max()) if len(cols.ts_ms) else 0.0
+        since = self.anomalous.get(device)
+        if since is not None and latest - since >= rule.clear_after_s * 1000.0:
+            del self.anomalous[device]
+            self._emit_simple(rule, ctx, "anomaly", 0, _at(latest))
+
+    # -- timers -----------------------------------------------------------------------------
+    def tick(self, now_ms: float | None = None) -> None:
+        """No-data: a device silent for k x its interval (wall clock since last seen)."""
+        rule = self.nodata
+        if rule is None:
+            return
+        now = time.time() * 1000.0 if now_ms is None else now_ms
+        for device, seen in list(self.last_seen_ms.items()):
+            if device in self.silent:
+                continue
+            ctx = self.lookup(device)
+            if ctx is None or ctx.status != "active":
+                continue
+            if now - seen > rule.k * ctx.interval_s * 1000.0:
+                self.silent.add(device)
+                self._emit_simple(rule, ctx, "nodata", 1, _at(now))
+
+    def watch(self, device_ids: Iterable[str], now_ms: float | None = None) -> None:
+        """Start the no-data clock for devices not seen yet (e.g. every registered device)."""
+        now = time.time() * 1000.0 if now_ms is None else now_ms
+        for device in device_ids:
+            self.last_seen_ms.setdefault(device, now)
+
+    def take(self) -> list[Signal]:
+        out, self.signals = self.signals, []
+        return out
+
+    # -- restart ----------------------------------------------------------------------------
+    def rebuild(self, active: Iterable[Alert]) -> None:
+        """Restore state from the open episodes in SQL (at start)."""
+        for alert in active:
+            rule = self.rules.get(alert.rule)
+            if rule is None:
+                continue
+            device = alert.device.device_id
+            ctx = self.context(device, alert.device.kind)
+            if rule.type == "nodata":
+                self.silent.add(device)
+            elif rule.type == "anomaly":
+                self.anomalous[device] = alert.updated_at.timestamp() * 1000.0
+            else:
+                state = self.ladders[rule.id]
+                row = state.series(ctx)
+                if row is None:
+                    continue
+                if alert.state is State.PENDING:
+                    state.pending[row] = True
+                    state.pend_rank[row] = alert.level_rank
+                    state.pend_since[row] = alert.started_at.timestamp() * 1000.0
+                else:
+                    state.rank[row] = alert.level_rank
+                if alert.value is not None:
+                    state.last[row] = alert.value

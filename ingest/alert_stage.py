@@ -1,0 +1,184 @@
+"""The alert stage of the pipeline: readings → rule evaluation → episodes in SQL → notifiers.
+
+It runs after detection (so anomaly reasons are known) in the preparing thread, so a batch's
+alert transitions are committed to SQL (`AlertStore.apply`, one transaction) before the batch
+is written and acknowledged: a crash after the ack can never lose a transition, and a
+redelivery after a crash before it repeats verdicts the store absorbs (idempotent).
+
+It never raises into the pipeline: an evaluation bug is logged (traceback at most once a
+minute) and counted, the batch goes on; signals the database refused wait (bounded) and go
+with the next batch. A timer thread checks for silent devices (no-data) every
+`tick_interval_s`. After each commit the events go to the notifiers (MQTT retained state,
+InfluxDB points, the API's SSE reads the table); a notifier's failure is logged, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from alerts.evaluate import AlertEvaluator, Columns, DeviceContext
+from alerts.model import AlertEvent, DeviceInfo, Signal
+from alerts.rules import Rule
+from alerts.store import AlertStore
+from devices.directory import DirectoryEntry
+from ingest.model import ReadingSet
+from ingest.registry_gate import Directory
+
+log = logging.getLogger(__name__)
+
+Notifier = Callable[[Sequence[AlertEvent]], None]
+MAX_WAITING_SIGNALS = 100_000
+
+
+def directory_lookup(directory: Directory) -> Callable[[str], DeviceContext | None]:
+    """DeviceContext per device from the ingester's registry snapshot (cached per entry)."""
+    cache: dict[str, tuple[DirectoryEntry, DeviceContext]] = {}
+
+    def lookup(device_id: str) -> DeviceContext | None:
+        entry = directory.get(device_id)
+        if entry is None:
+            return None
+        hit = cache.get(device_id)
+        if hit is not None and hit[0] is entry:
+            return hit[1]
+        context = DeviceContext(
+            info=DeviceInfo(
+                device_id=entry.id,
+                kind=entry.kind,
+                site=entry.site,
+                district=entry.district,
+                latitude=entry.latitude,
+                longitude=entry.longitude,
+                name=entry.name,
+            ),
+            status=str(entry.status.value),
+            interval_s=float(entry.interval_s),
+            thresholds=entry.thresholds,
+        )
+        cache[device_id] = (entry, context)
+        return context
+
+    return lookup
+
+
+def reading_columns(batch: ReadingSet) -> list[Columns]:
+    """The batch as per-device columns: each block as it is, rows grouped by device."""
+    out = [
+        Columns(
+            block.device_id,
+            block.kind,
+            block.ts_ms,
+            block.fields,
+            {row: reason for row, reason in block.anomaly_reason.items()},
+        )
+        for block in batch.blocks
+    ]
+    if batch.readings:
+        grouped: dict[str, list[int]] = defaultdict(list)
+        readings = batch.readings
+        for i, reading in enumerate(readings):
+            grouped[reading.device_id].append(i)
+        for device_id, rows in grouped.items():
+            names: set[str] = set()
+            for i in rows:
+                names.update(readings[i].fields)
+            fields = {
+                name: np.array([readings[i].fields.get(name, np.nan) for i in rows], np.float64)
+                for name in names
+            }
+            anomaly = {
+                j: reason
+                for j, i in enumerate(rows)
+                if (reason := readings[i].anomaly_reason) is not None
+            }
+            ts = np.array([readings[i].ts_ms for i in rows], np.int64)
+            out.append(Columns(device_id, readings[rows[0]].kind, ts, fields, anomaly))
+    return out
+
+
+class AlertStage:
+    """A `ReadingStage`: evaluates the alert rules on every batch (see the module docstring)."""
+
+    name = "alerts"
+
+    def __init__(
+        self,
+        rules: dict[str, Rule],
+        directory: Directory,
+        store: AlertStore,
+        *,
+        notifiers: Sequence[Notifier] = (),
+        tick_interval_s: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.evaluator = AlertEvaluator(rules, directory_lookup(directory))
+        self.notifiers = list(notifiers)
+        self.tick_interval_s = tick_interval_s
+        self.errors = 0
+        self.transitions = 0
+        self._waiting: list[Signal] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+        self._last_traceback_at = -1e9
+
+    def start(self, device_ids: Sequence[str] = ()) -> None:
+        """Rebuild the state from the open episodes, start the no-data clock and timer."""
+        self.evaluator.rebuild(self.store.active())
+        self.evaluator.watch(device_ids)
+        self._timer = threading.Thread(target=self._tick_loop, name="alert-timer", daemon=True)
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.join(timeout=5)
+
+    def process_set(self, batch: ReadingSet) -> None:
+        try:
+            with self._lock:
+                self.evaluator.observe(reading_columns(batch))
+                self._commit()
+        except Exception as exc:  # alerting must never stop ingestion
+            self._failed("evaluating a batch", exc)
+
+    def _tick_loop(self) -> None:
+        while not self._stop.wait(self.tick_interval_s):
+            try:
+                with self._lock:
+                    self.evaluator.tick()
+                    self._commit()
+            except Exception as exc:
+                self._failed("the no-data timer", exc)
+
+    def _commit(self) -> None:
+        signals = self._waiting + self.evaluator.take()
+        self._waiting = []
+        if not signals:
+            return
+        try:
+            events = self.store.apply(signals)
+        except Exception:
+            self._waiting = signals[-MAX_WAITING_SIGNALS:]  # retried with the next batch
+            raise
+        self.transitions += len(events)
+        for notify in self.notifiers:
+            try:
+                notify(events)
+            except Exception as exc:
+                self._failed(f"notifier {getattr(notify, '__qualname__', notify)}", exc)
+
+    def _failed(self, where: str, exc: BaseException) -> None:
+        self.errors += 1
+        now = time.monotonic()
+        if now - self._last_traceback_at >= 60.0:
+            self._last_traceback_at = now
+            log.error("alert stage error in %s: %s", where, exc, exc_info=exc)
+        else:
+            log.warning("alert stage error in %s: %s", where, exc)
