@@ -529,7 +529,9 @@ function renderAlertList() {
 
 async function alertsPage() {
   const list = h("ul", { id: "alert-list", class: "cards", "aria-live": "polite" });
-  const live = h("p", { id: "live", class: "meta" });
+  // The stream may have opened at sign-in, before this page existed: say so now.
+  const open = state.stream && state.stream.readyState === EventSource.OPEN;
+  const live = h("p", { id: "live", class: "meta", text: open ? `● ${t("live")}` : null });
   show(h("h1", { text: t("alerts") }), live, list);
   try {
     const page = await api("/alerts?state=active&limit=200");
