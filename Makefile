@@ -7,6 +7,11 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 FUZZ_STAMP := $(VENV)/.fuzz-installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 FUZZ_ARGS ?=
 PYTEST_ARGS ?=
+# grafana-client needs niquests, whose urllib3-future wheel overwrites urllib3 at every start
+# (a .pth file) and breaks requests-based tools (schemathesis in `make fuzz`). Built from its
+# sdist with URLLIB3_NO_OVERRIDE it installs beside urllib3 as urllib3_future, which niquests
+# uses as it is documented to.
+PIP_INSTALL := URLLIB3_NO_OVERRIDE=1 $(BIN)/pip install -q --no-binary urllib3-future
 
 .PHONY: run test lint bench fuzz deps venv fuzz-venv env-example clean
 
@@ -31,7 +36,7 @@ fuzz: deps venv fuzz-venv ## Fuzz the decoders (libFuzzer, 100,000 cases each) a
 fuzz-venv: $(FUZZ_STAMP)
 
 $(FUZZ_STAMP): $(STAMP)
-	$(BIN)/pip install -q -e '.[dev,fuzz]'
+	$(PIP_INSTALL) -e '.[dev,fuzz]'
 	@rm -f $(VENV)/.fuzz-installed-*
 	@touch $@
 
@@ -44,7 +49,7 @@ $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is needed"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(PIP_INSTALL) -e '.[dev]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
