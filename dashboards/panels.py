@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from grafana_foundation_sdk.builders import bargauge, stat, table, timeseries
 from grafana_foundation_sdk.builders import dashboard as dash
 from grafana_foundation_sdk.builders.common import VizLegendOptions
@@ -13,6 +15,7 @@ from grafana_foundation_sdk.models import common, dashboard
 from dashboards.queries import INFLUX, MIXED, PROMETHEUS, REGISTRY
 
 Query = cogbuilder.Builder[cogvariants.Dataquery]
+Panel = TypeVar("Panel", timeseries.Panel, stat.Panel, bargauge.Panel, table.Panel)
 
 
 def _datasource(queries: list[Query]) -> dashboard.DataSourceRef:
@@ -26,19 +29,27 @@ def _datasource(queries: list[Query]) -> dashboard.DataSourceRef:
     return MIXED
 
 
+def _framed(
+    panel: Panel, title: str, description: str, queries: list[Query], w: int, h: int
+) -> Panel:
+    """What every panel sets: title, description, its queries and their datasource, size."""
+    return (
+        panel.title(title)
+        .description(description)
+        .datasource(_datasource(queries))
+        .targets(queries)
+        .span(w)
+        .height(h)
+    )
+
+
 def series(
     title: str, description: str, queries: list[Query], unit: str, w: int = 12, h: int = 8
 ) -> timeseries.Panel:
     """A time series; legend as a table with last and max."""
     return (
-        timeseries.Panel()
-        .title(title)
-        .description(description)
-        .datasource(_datasource(queries))
-        .targets(queries)
+        _framed(timeseries.Panel(), title, description, queries, w, h)
         .unit(unit)
-        .span(w)
-        .height(h)
         .line_width(1)
         .fill_opacity(10)
         .span_nulls(False)
@@ -61,14 +72,8 @@ def number(
 ) -> stat.Panel:
     """A single value (the last one), with a sparkline."""
     return (
-        stat.Panel()
-        .title(title)
-        .description(description)
-        .datasource(_datasource(queries))
-        .targets(queries)
+        _framed(stat.Panel(), title, description, queries, w, h)
         .unit(unit)
-        .span(w)
-        .height(h)
         .graph_mode(common.BigValueGraphMode.AREA)
         .color_mode(common.BigValueColorMode.VALUE)
     )
@@ -79,14 +84,8 @@ def bars(
 ) -> bargauge.Panel:
     """One bar per series (per device), last value."""
     return (
-        bargauge.Panel()
-        .title(title)
-        .description(description)
-        .datasource(_datasource(queries))
-        .targets(queries)
+        _framed(bargauge.Panel(), title, description, queries, w, h)
         .unit(unit)
-        .span(w)
-        .height(h)
         .orientation(common.VizOrientation.HORIZONTAL)
         .display_mode(common.BarGaugeDisplayMode.GRADIENT)
     )
@@ -96,16 +95,7 @@ def grid(
     title: str, description: str, queries: list[Query], w: int = 12, h: int = 8
 ) -> table.Panel:
     """A table."""
-    return (
-        table.Panel()
-        .title(title)
-        .description(description)
-        .datasource(_datasource(queries))
-        .targets(queries)
-        .span(w)
-        .height(h)
-        .filterable(True)
-    )
+    return _framed(table.Panel(), title, description, queries, w, h).filterable(True)
 
 
 def row(title: str) -> dash.Row:
