@@ -13,11 +13,13 @@ operations per rule:
    arrival order, so a batch holding a gauge's Siaga and Awas readings yields both steps.
 
 Window rules (rolling mean, sum, rise) are evaluated at each series' last reading of a batch.
-No-data is a timer over last-seen times (`tick`), anomalies come with the detector's reason.
+No-data is a timer over last-seen times (`tick`), anomalies come with the detector's reason,
+offline comes from the device's status messages (`observe_status`; its own or its last will).
 Devices in `maintenance` are not evaluated (silenced). `rebuild` restores the ranks from the
 open episodes in SQL at start, so a restart neither re-opens nor forgets an alert.
 
-This module does not know the pipeline: the ingester hands it columns (`Columns`).
+This module does not know the pipeline: the ingester hands it columns — `Columns` per device
+(a SenML block), `Rows` for many devices' single readings.
 """
 
 from __future__ import annotations
@@ -57,6 +59,20 @@ class Columns:
     kind: str
     ts_ms: np.ndarray
     fields: dict[str, np.ndarray]
+    anomaly: dict[int, str] = field(default_factory=dict)  # row → the detector's reason
+
+
+@dataclass(slots=True)
+class Rows:
+    """Single readings of many devices, one row each (a batch's JSON readings), as columns.
+
+    Evaluated without a per-device batch: what is per device (registry context, series row)
+    is looked up once per device in the batch, the rest is array work over all rows."""
+
+    device_ids: list[str]
+    kinds: list[str]
+    ts_ms: np.ndarray
+    fields: dict[str, np.ndarray]  # NaN where a reading has no such field
     anomaly: dict[int, str] = field(default_factory=dict)  # row → the detector's reason
 
 
@@ -209,6 +225,9 @@ class AlertEvaluator:
             self.by_kind.setdefault(state.rule.kind or "", []).append(state)
         self.nodata = next((r for r in rules.values() if r.type == "nodata"), None)
         self.anomaly = next((r for r in rules.values() if r.type == "anomaly"), None)
+        self.offline_rule = next((r for r in rules.values() if r.type == "offline"), None)
+        # device → (when it went offline, ms; whether its episode is firing yet)
+        self.offline: dict[str, tuple[float, bool]] = {}
         self.last_seen_ms: dict[str, float] = {}
         self.silent: set[str] = set()  # devices with an open no-data episode
         self.anomalous: dict[str, float] = {}  # device → time of its last anomalous reading
@@ -218,11 +237,14 @@ class AlertEvaluator:
         return self.lookup(device_id) or DeviceContext(DeviceInfo(device_id, kind))
 
     # -- readings ---------------------------------------------------------------------------
-    def observe(self, batch: Sequence[Columns], now_ms: float | None = None) -> None:
+    def observe(self, batch: Sequence[Columns | Rows], now_ms: float | None = None) -> None:
         """Evaluate one batch; the signals wait in `self.signals` (see `take`)."""
         now = time.time() * 1000.0 if now_ms is None else now_ms
         per_rule: dict[str, tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]] = {}
         for cols in batch:
+            if isinstance(cols, Rows):
+                self._observe_rows(cols, now, per_rule)
+                continue
             ctx = self.context(cols.device_id, cols.kind)
             if ctx.status != "active":
                 continue  # maintenance: silenced (retired never gets here)
@@ -251,6 +273,86 @@ class AlertEvaluator:
                 lists[0].append(np.full(len(values), row, np.int64))
                 lists[1].append(ts_f)
                 lists[2].append(np.asarray(values, np.float64))
+        self._evaluate(per_rule)
+
+    def _observe_rows(
+        self,
+        rows: Rows,
+        now: float,
+        per_rule: dict[str, tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]],
+    ) -> None:
+        """The `Columns` path of `observe` for many devices' single readings at once."""
+        first: dict[str, int] = {}  # device → its number in this batch
+        inverse = np.empty(len(rows.device_ids), np.int64)
+        for i, device in enumerate(rows.device_ids):
+            j = first.get(device)
+            if j is None:
+                j = first[device] = len(first)
+            inverse[i] = j
+        kinds: list[str] = [""] * len(first)
+        for i in np.unique(inverse, return_index=True)[1].tolist():
+            kinds[inverse[i]] = rows.kinds[i]
+        contexts: list[DeviceContext | None] = []
+        anomalous_devices: list[int] = []
+        for j, device in enumerate(first):
+            ctx = self.context(device, kinds[j])
+            if ctx.status != "active":
+                contexts.append(None)  # maintenance: silenced
+                continue
+            contexts.append(ctx)
+            self.last_seen_ms[device] = now
+            if device in self.silent and self.nodata is not None:
+                self.silent.discard(device)
+                self._emit_simple(self.nodata, ctx, "nodata", 0, _at(now))
+            if device in self.anomalous:
+                anomalous_devices.append(j)
+        if self.anomaly is not None:
+            flagged = {int(inverse[row]) for row in rows.anomaly}
+            for j in sorted(flagged.union(anomalous_devices)):
+                known = contexts[j]
+                if known is None:
+                    continue
+                mine = np.flatnonzero(inverse == j)
+                reasons = {
+                    k: rows.anomaly[r] for k, r in enumerate(mine.tolist()) if r in rows.anomaly
+                }
+                one = Columns(known.info.device_id, kinds[j], rows.ts_ms[mine], {}, reasons)
+                self._anomalies(self.anomaly, known, one)
+        ts_f = rows.ts_ms.astype(np.float64)
+        for kind, states in self.by_kind.items():
+            of_kind = [j for j, ctx in enumerate(contexts) if ctx is not None and kinds[j] == kind]
+            if not of_kind:
+                continue
+            for state in states:
+                rule = state.rule
+                values = rows.fields.get(rule.field or "")
+                if values is None:
+                    continue
+                series = np.full(len(contexts), -1, np.int64)
+                for j in of_kind:
+                    row = state.series(contexts[j])  # type: ignore[arg-type]
+                    if row is not None:
+                        series[j] = row
+                of_row = series[inverse]
+                keep = (of_row >= 0) & ~np.isnan(values)  # NaN: this reading lacks the field
+                if not keep.any():
+                    continue
+                v = values[keep]
+                if rule.gate_field is not None:
+                    gate = rows.fields.get(rule.gate_field)
+                    if gate is None:
+                        v = np.full(len(v), np.nan)
+                    else:
+                        v = np.where(gate[keep] >= rule.gate_at, v, np.nan)
+                lists = per_rule.setdefault(rule.id, ([], [], []))
+                lists[0].append(of_row[keep])
+                lists[1].append(ts_f[keep])
+                lists[2].append(np.asarray(v, np.float64))
+
+    def _evaluate(
+        self, per_rule: dict[str, tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]]
+    ) -> None:
+        """Step every ladder rule over the readings gathered for it, in arrival order."""
         for rule_id, (idx_parts, ts_parts, v_parts) in per_rule.items():
             state = self.ladders[rule_id]
             idx = np.concatenate(idx_parts)
@@ -389,13 +491,62 @@ class AlertEvaluator:
             del self.anomalous[device]
             self._emit_simple(rule, ctx, "anomaly", 0, _at(latest))
 
+    # -- device status ----------------------------------------------------------------------
+    def observe_status(self, device_id: str, state: str, at_ms: float) -> None:
+        """A device's `online` / `offline` status (its own, or its last will from the broker).
+
+        Offline opens a pending episode at once and fires after the rule's `for_s` (checked
+        by `tick`); online resolves it. A device in maintenance, or not registered, is
+        not alerted on. No-data is its own rule: a device that said goodbye is also silent,
+        and a silent device need not have said anything."""
+        rule = self.offline_rule
+        ctx = self.lookup(device_id)
+        if rule is None or ctx is None or ctx.status != "active":
+            return
+        if state == "offline":
+            if device_id in self.offline:
+                return  # already known (a retained status seen again)
+            firing = rule.for_s <= 0
+            self.offline[device_id] = (at_ms, firing)
+            self._emit_status(rule, ctx, 1, at_ms, firing)
+        elif device_id in self.offline:
+            del self.offline[device_id]
+            self.last_seen_ms[device_id] = max(self.last_seen_ms.get(device_id, 0.0), at_ms)
+            self._emit_status(rule, ctx, 0, at_ms, True)
+
+    def _emit_status(
+        self, rule: Rule, ctx: DeviceContext, rank: int, at_ms: float, firing: bool
+    ) -> None:
+        self.signals.append(
+            Signal(
+                rule=rule.id,
+                device=ctx.info,
+                level="offline",
+                level_rank=rank,
+                severity=rule.severity,
+                at=_at(at_ms),
+                firing=firing,
+            )
+        )
+
     # -- timers -----------------------------------------------------------------------------
     def tick(self, now_ms: float | None = None) -> None:
-        """No-data: a device silent for k x its interval (wall clock since last seen)."""
+        """No-data: a device silent for k x its interval (wall clock since last seen);
+        offline: a device offline for the rule's `for_s` fires."""
+        now = time.time() * 1000.0 if now_ms is None else now_ms
+        offline_rule = self.offline_rule
+        if offline_rule is not None:
+            for device, (since, firing) in list(self.offline.items()):
+                if firing or now - since < offline_rule.for_s * 1000.0:
+                    continue
+                ctx = self.lookup(device)
+                if ctx is None or ctx.status != "active":
+                    continue
+                self.offline[device] = (since, True)
+                self._emit_status(offline_rule, ctx, 1, now, True)
         rule = self.nodata
         if rule is None:
             return
-        now = time.time() * 1000.0 if now_ms is None else now_ms
         for device, seen in list(self.last_seen_ms.items()):
             if device in self.silent:
                 continue
@@ -427,6 +578,9 @@ class AlertEvaluator:
             ctx = self.context(device, alert.device.kind)
             if rule.type == "nodata":
                 self.silent.add(device)
+            elif rule.type == "offline":
+                since = alert.started_at.timestamp() * 1000.0
+                self.offline[device] = (since, alert.state is not State.PENDING)
             elif rule.type == "anomaly":
                 self.anomalous[device] = alert.updated_at.timestamp() * 1000.0
             else:

@@ -16,7 +16,7 @@ import yaml
 from alerts.model import Severity
 
 RULES_PATH = Path(__file__).with_name("rules.yaml")
-TYPES = ("ladder", "nodata", "anomaly")
+TYPES = ("ladder", "nodata", "anomaly", "offline")
 AGGREGATES = ("mean", "sum", "rise")
 
 
@@ -83,6 +83,8 @@ def parse_rule(rule_id: str, spec: Any) -> Rule:
         return Rule(**common, k=float(spec.get("k", 3)))
     if kind == "anomaly":
         return Rule(**common, clear_after_s=float(spec.get("clear_after_s", 600)))
+    if kind == "offline":
+        return Rule(**common)
     levels = tuple(
         Level(str(lv["name"]), float(lv["at"]), Severity(lv.get("severity", "warning")))
         for lv in spec.get("levels", [])

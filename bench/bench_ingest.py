@@ -11,6 +11,7 @@ The ingester's rate is read from its own /metrics (acknowledged messages, writte
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import statistics
@@ -61,13 +62,18 @@ def drop_session(mosquitto: MosquittoServer, client_id: str) -> None:
 
 
 def json_messages(n: int, start_ms: int) -> list[tuple[str, bytes]]:
-    return [
-        (
-            f"pantau/devices/wl-bench-{i % DEVICES:03d}/telemetry",
-            orjson.dumps({"ts": start_ms + i, "seq": i, "level_cm": 100.0 + (i % 97) * 0.5}),
-        )
-        for i in range(n)
-    ]
+    """Single readings, the gauges in turn, a millisecond apart: a slowly moving level with
+    sensor noise, as in `senml_messages` (a sawtooth of 48 cm every 97 readings made every
+    gauge flap its rate-of-rise alert: an alert storm, which measures the alert path)."""
+    rng = np.random.default_rng(5)
+    noise = rng.normal(0, 0.5, n)
+    out = []
+    for i in range(n):
+        d = i % DEVICES
+        level = 150 + 40 * math.sin(2 * math.pi * (i / 3_600_000 + d / DEVICES)) + float(noise[i])
+        body = {"ts": start_ms + i, "seq": i, "level_cm": round(level, 2)}
+        out.append((f"pantau/devices/wl-bench-{d:03d}/telemetry", orjson.dumps(body)))
+    return out
 
 
 def senml_messages(n_readings: int, start_ms: int, pack: int = 50) -> list[tuple[str, bytes]]:

@@ -1,7 +1,13 @@
 """The alert stage of the pipeline: readings → rule evaluation → episodes in SQL → notifiers.
 
-It runs after detection (so anomaly reasons are known) in the preparing thread, so a batch's
-alert transitions are committed to SQL (`AlertStore.apply`, one transaction) before the batch
+It runs after detection (so anomaly reasons are known) in the preparing thread, on the
+messages of a batch as they arrive (the pipeline runs its stages every `stage_interval_s`,
+not when the write batch closes). A step up to a warning or critical level is committed to
+SQL at once (`AlertStore.apply`, one transaction, with every signal waiting before it), so
+its notification does not wait for the write batch; at most one such transaction per
+`urgent_commit_gap_s` (50 ms), so an alert storm cannot become a transaction per hand-over.
+The rest (resolutions, de-escalations, info-level anomalies) wait for `batch_closed`: one
+transaction per batch. Either way every transition of a batch is committed before the batch
 is written and acknowledged: a crash after the ack can never lose a transition, and a
 redelivery after a crash before it repeats verdicts the store absorbs (idempotent).
 
@@ -17,13 +23,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from alerts.evaluate import AlertEvaluator, Columns, DeviceContext
-from alerts.model import AlertEvent, DeviceInfo, Signal
+from alerts.evaluate import AlertEvaluator, Columns, DeviceContext, Rows
+from alerts.model import AlertEvent, DeviceInfo, Severity, Signal
 from alerts.rules import Rule
 from alerts.store import AlertStore
 from devices.directory import DirectoryEntry
@@ -67,9 +72,9 @@ def directory_lookup(directory: Directory) -> Callable[[str], DeviceContext | No
     return lookup
 
 
-def reading_columns(batch: ReadingSet) -> list[Columns]:
-    """The batch as per-device columns: each block as it is, rows grouped by device."""
-    out = [
+def reading_columns(batch: ReadingSet) -> list[Columns | Rows]:
+    """The batch as columns: each block as it is, all rows together as one `Rows`."""
+    out: list[Columns | Rows] = [
         Columns(
             block.device_id,
             block.kind,
@@ -79,27 +84,34 @@ def reading_columns(batch: ReadingSet) -> list[Columns]:
         )
         for block in batch.blocks
     ]
-    if batch.readings:
-        grouped: dict[str, list[int]] = defaultdict(list)
-        readings = batch.readings
-        for i, reading in enumerate(readings):
-            grouped[reading.device_id].append(i)
-        for device_id, rows in grouped.items():
-            names: set[str] = set()
-            for i in rows:
-                names.update(readings[i].fields)
-            fields = {
-                name: np.array([readings[i].fields.get(name, np.nan) for i in rows], np.float64)
-                for name in names
-            }
-            anomaly = {
-                j: reason
-                for j, i in enumerate(rows)
-                if (reason := readings[i].anomaly_reason) is not None
-            }
-            ts = np.array([readings[i].ts_ms for i in rows], np.int64)
-            out.append(Columns(device_id, readings[rows[0]].kind, ts, fields, anomaly))
+    readings = batch.readings
+    if readings:
+        names: set[str] = set()
+        for reading in readings:
+            names.update(reading.fields)
+        nan = np.nan
+        fields = {
+            name: np.array([r.fields.get(name, nan) for r in readings], np.float64)
+            for name in names
+        }
+        anomaly = {
+            i: reason for i, r in enumerate(readings) if (reason := r.anomaly_reason) is not None
+        }
+        out.append(
+            Rows(
+                [r.device_id for r in readings],
+                [r.kind for r in readings],
+                np.array([r.ts_ms for r in readings], np.int64),
+                fields,
+                anomaly,
+            )
+        )
     return out
+
+
+def _urgent(signal: Signal) -> bool:
+    """A step up to a warning or critical level: committed (and so notified) at once."""
+    return signal.level_rank > 0 and signal.severity is not Severity.INFO
 
 
 class AlertStage:
@@ -115,11 +127,17 @@ class AlertStage:
         *,
         notifiers: Sequence[Notifier] = (),
         tick_interval_s: float = 1.0,
+        urgent_commit_gap_s: float = 0.05,
     ) -> None:
         self.store = store
         self.evaluator = AlertEvaluator(rules, directory_lookup(directory))
         self.notifiers = list(notifiers)
         self.tick_interval_s = tick_interval_s
+        # An alert storm (every gauge stepping at once) must not turn into a transaction per
+        # hand-over: urgent commits are at least this far apart; the rest go with the next.
+        self.urgent_commit_gap_s = urgent_commit_gap_s
+        self._urgent_waiting = False
+        self._committed_at = -1e9
         self.errors = 0
         self.transitions = 0
         self._waiting: list[Signal] = []
@@ -144,9 +162,26 @@ class AlertStage:
         try:
             with self._lock:
                 self.evaluator.observe(reading_columns(batch))
-                self._commit()
+                for status in batch.statuses:
+                    self.evaluator.observe_status(status.device_id, status.state, status.at_ms)
+                fresh = self.evaluator.take()
+                self._waiting.extend(fresh)
+                if any(_urgent(signal) for signal in fresh):
+                    self._urgent_waiting = True
+                if self._urgent_waiting and (
+                    time.monotonic() - self._committed_at >= self.urgent_commit_gap_s
+                ):
+                    self._commit()  # people are waiting for this one: now, with what waits
         except Exception as exc:  # alerting must never stop ingestion
             self._failed("evaluating a batch", exc)
+
+    def batch_closed(self) -> None:
+        """The pipeline's batch is about to be written and acknowledged: commit what waits."""
+        try:
+            with self._lock:
+                self._commit()
+        except Exception as exc:
+            self._failed("committing a batch's alerts", exc)
 
     def _tick_loop(self) -> None:
         while not self._stop.wait(self.tick_interval_s):
@@ -160,12 +195,15 @@ class AlertStage:
     def _commit(self) -> None:
         signals = self._waiting + self.evaluator.take()
         self._waiting = []
+        self._urgent_waiting = False
         if not signals:
             return
+        self._committed_at = time.monotonic()
         try:
             events = self.store.apply(signals)
         except Exception:
             self._waiting = signals[-MAX_WAITING_SIGNALS:]  # retried with the next batch
+            self._urgent_waiting = any(_urgent(signal) for signal in self._waiting)
             raise
         self.transitions += len(events)
         for notify in self.notifiers:

@@ -135,14 +135,26 @@ class ReadingBlock:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """A device's `online` / `offline` status message (its own, or its last will that the
+    broker published for it), timed by its arrival: a status carries no device time."""
+
+    device_id: str
+    state: str  # online | offline
+    at_ms: int
+
+
 @dataclass(slots=True)
 class ReadingSet:
     """The readings of one batch for the reading stages: rows (each with the index of its
-    message, `owners`) and blocks (each knowing its own). Stages change them in place."""
+    message, `owners`) and blocks (each knowing its own). Stages change them in place. The
+    batch's status messages come along, for the stages that watch devices (alerts)."""
 
     readings: list[Reading] = field(default_factory=list)
     owners: list[int] = field(default_factory=list)
     blocks: list[ReadingBlock] = field(default_factory=list)
+    statuses: list[DeviceStatus] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.readings) + sum(len(b) for b in self.blocks)

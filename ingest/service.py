@@ -92,6 +92,7 @@ class IngestService:
             flush_interval_s=settings.influx.flush_interval_s,
             max_payload_bytes=settings.ingest.max_payload_bytes,
             batches_in_flight=settings.ingest.batches_in_flight,
+            stage_interval_s=settings.ingest.stage_interval_s,
             stages=self._stages(settings),
             metrics=self.metrics,
             stop=self.stop,
@@ -142,7 +143,7 @@ class IngestService:
             )
             self.alert_mqtt = MqttAlertState(self.alert_publisher, settings.alerts.mqtt_topic)
             self.alerts = AlertStage(
-                load_rules(),
+                load_rules(settings.alerts.rules_path),
                 self.directory,
                 AlertStore(self.engine),
                 notifiers=[self.alert_mqtt.on_events, InfluxAlertPoints(self.influx).on_events],

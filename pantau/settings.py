@@ -241,6 +241,16 @@ class IngestSettings(BaseModel):
             "one is decoded. Memory is bounded by mqtt.receive_maximum either way.",
         ),
     ] = 2
+    stage_interval_s: Annotated[
+        float,
+        Field(
+            ge=0,
+            le=1,
+            description="How long arriving messages may gather before the reading stages "
+            "(detection, alert rules) run on them, seconds; independent of the write batch's "
+            "influx.flush_interval_s. Lower: faster alerts, more CPU per reading.",
+        ),
+    ] = 0.005
     metrics_port: Annotated[
         int,
         Field(
@@ -348,6 +358,10 @@ class AlertSettings(BaseModel):
         str,
         Field(description="Retained per-device alert state is published under <this>/<device_id>."),
     ] = "pantau/alerts"
+    rules_path: Annotated[
+        Path | None,
+        Field(description="A rules YAML of the city's own (none: the shipped alerts/rules.yaml)."),
+    ] = None
 
 
 class SimulateSettings(BaseModel):

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from alerts.evaluate import AlertEvaluator, Columns, DeviceContext
-from alerts.model import Alert, DeviceInfo, Severity, State
+from alerts.evaluate import AlertEvaluator, Columns, DeviceContext, Rows
+from alerts.model import Alert, DeviceInfo, Severity, Signal, State
 from alerts.rules import RuleError, load_rules, parse_rule
 
 T0 = 1_796_000_000_000  # ms
@@ -211,3 +211,149 @@ def test_redelivered_readings_are_not_evaluated_again(evaluator: AlertEvaluator)
     assert river(evaluator) == [("waspada", 1), ("siaga", 2)]
     evaluator.observe([gauge([200, 265, 330])])  # the same readings again
     assert evaluator.take() == []
+
+
+def _as_columns(rows: Rows) -> list[Columns]:
+    """The same readings grouped per device (the reference path)."""
+    out = []
+    for device in dict.fromkeys(rows.device_ids):
+        mine = [i for i, d in enumerate(rows.device_ids) if d == device]
+        fields = {name: column[mine] for name, column in rows.fields.items()}
+        fields = {name: column for name, column in fields.items() if not np.isnan(column).all()}
+        reasons = {k: rows.anomaly[i] for k, i in enumerate(mine) if i in rows.anomaly}
+        out.append(Columns(device, rows.kinds[mine[0]], rows.ts_ms[mine], fields, reasons))
+    return out
+
+
+def test_rows_of_many_devices_give_the_signals_of_per_device_columns(
+    devices: dict[str, DeviceContext],
+) -> None:
+    """The ingester hands single readings as one `Rows`; evaluated without grouping them per
+    device, they must give exactly what per-device columns give: ladders, windows, gates,
+    maintenance, anomalies and no-data recovery, across batches."""
+    rng = np.random.default_rng(7)
+    fleet = ["wl-1", "wl-fast", "wl-maint", "wl-bare", "env-1", "tr-1"]
+    kinds = {d: devices[d].info.kind for d in fleet}
+    by_rows = AlertEvaluator(load_rules(), devices.get)
+    by_columns = AlertEvaluator(load_rules(), devices.get)
+    for evaluator in (by_rows, by_columns):
+        evaluator.watch(fleet, now_ms=T0)
+        evaluator.tick(now_ms=T0 + 10 * MIN)  # wl-fast falls silent: a no-data episode
+    clock = T0
+    for batch in range(40):
+        ids, ts = [], []
+        for _ in range(30):
+            clock += int(rng.integers(1, 40_000))
+            ids.append(fleet[int(rng.integers(len(fleet)))])
+            ts.append(clock)
+        n = len(ids)
+        level = 200 + 220 * np.sin(batch / 6) + rng.normal(0, 8, n)
+        wl = np.array([kinds[d] == "water_level" for d in ids])
+        env = np.array([kinds[d] == "environment" for d in ids])
+        tr = np.array([kinds[d] == "traffic" for d in ids])
+        nan = np.full(n, np.nan)
+        rows = Rows(
+            ids,
+            [kinds[d] for d in ids],
+            np.array(ts, np.int64),
+            {
+                "level_cm": np.where(wl, level, nan),
+                "pm25_ugm3": np.where(env, 40 + 30 * np.sin(batch / 5) + rng.normal(0, 5, n), nan),
+                "rainfall_mm": np.where(env, rng.exponential(0.8, n), nan),
+                "avg_speed_kmh": np.where(tr, rng.uniform(3, 60, n), nan),
+                "occupancy_pct": np.where(tr, rng.uniform(10, 80, n), nan),
+            },
+            {i: "level_cm:spike" for i in range(n) if wl[i] and rng.random() < 0.05},
+        )
+        now = float(clock)
+        by_rows.observe([rows], now_ms=now)
+        by_columns.observe(_as_columns(rows), now_ms=now)
+    got, want = by_rows.take(), by_columns.take()
+    assert {s.rule for s in want} >= {"river_level", "anomaly", "nodata", "congestion"}
+    # the same signals in the same order per (rule, device); devices may interleave otherwise
+    assert _per_episode(got) == _per_episode(want)
+
+
+def _per_episode(signals: list[Signal]) -> dict[tuple[str, str], list[Signal]]:
+    out: dict[tuple[str, str], list[Signal]] = {}
+    for signal in signals:
+        out.setdefault((signal.rule, signal.device.device_id), []).append(signal)
+    return out
+
+
+def offline_signals(evaluator: AlertEvaluator) -> list[tuple[int, bool]]:
+    return [(s.level_rank, s.firing) for s in evaluator.take() if s.rule == "offline"]
+
+
+def test_offline_status_is_pending_then_fires_after_its_for_duration(
+    evaluator: AlertEvaluator,
+) -> None:
+    """The device's own `offline`, or its last will: pending at once, firing after for_s
+    (a reboot back within it is no alert), resolved when it says `online` again."""
+    for_ms = evaluator.rules["offline"].for_s * 1000
+    assert for_ms > 0
+    evaluator.observe_status("wl-1", "offline", T0)
+    assert offline_signals(evaluator) == [(1, False)]  # pending
+    evaluator.observe_status("wl-1", "offline", T0 + 500)  # the retained status again
+    evaluator.tick(now_ms=T0 + for_ms - 1)
+    assert offline_signals(evaluator) == []
+    evaluator.tick(now_ms=T0 + for_ms)
+    assert offline_signals(evaluator) == [(1, True)]  # firing, once
+    evaluator.tick(now_ms=T0 + 2 * for_ms)
+    assert offline_signals(evaluator) == []
+    evaluator.observe_status("wl-1", "online", T0 + 3 * for_ms)
+    assert offline_signals(evaluator) == [(0, True)]
+    evaluator.observe_status("wl-1", "online", T0 + 3 * for_ms + 1)
+    assert offline_signals(evaluator) == []
+
+
+def test_a_reboot_within_the_for_duration_does_not_fire(evaluator: AlertEvaluator) -> None:
+    evaluator.observe_status("wl-1", "offline", T0)
+    evaluator.observe_status("wl-1", "online", T0 + 5_000)
+    assert offline_signals(evaluator) == [(1, False), (0, True)]
+    evaluator.tick(now_ms=T0 + 3_600_000)
+    assert offline_signals(evaluator) == []
+
+
+def test_maintenance_or_unknown_devices_say_nothing_when_offline(
+    evaluator: AlertEvaluator,
+) -> None:
+    evaluator.observe([gauge([100], device="wl-fast")], now_ms=T0)
+    evaluator.observe_status("wl-fast", "offline", T0 + 100)
+    evaluator.observe_status("wl-maint", "offline", T0)
+    evaluator.observe_status("nobody", "offline", T0)
+    evaluator.tick(now_ms=T0 + 3_600_000)
+    signals = [(s.rule, s.device.device_id, s.level_rank, s.firing) for s in evaluator.take()]
+    assert sorted(signals) == [
+        ("nodata", "wl-fast", 1, True),  # silent too: its own rule (a dropout says both)
+        ("offline", "wl-fast", 1, False),
+        ("offline", "wl-fast", 1, True),
+    ]
+
+
+def test_rebuild_restores_an_offline_episode(devices: dict[str, DeviceContext]) -> None:
+    evaluator = AlertEvaluator(load_rules(), devices.get)
+    at = datetime.fromtimestamp(T0 / 1000, UTC)
+    alert = Alert(
+        1,
+        "offline",
+        DeviceInfo("wl-1", "water_level"),
+        None,
+        Severity.WARNING,
+        "offline",
+        1,
+        State.FIRING,
+        None,
+        None,
+        None,
+        None,
+        None,
+        at,
+        at,
+    )
+    evaluator.rebuild([alert])
+    evaluator.observe_status("wl-1", "offline", T0 + 1_000)  # retained, after the restart
+    evaluator.tick(now_ms=T0 + 3_600_000)
+    assert offline_signals(evaluator) == []
+    evaluator.observe_status("wl-1", "online", T0 + 3_700_000)
+    assert offline_signals(evaluator) == [(0, True)]

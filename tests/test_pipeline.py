@@ -301,3 +301,82 @@ def test_a_deeply_nested_payload_in_a_batch_costs_only_itself() -> None:
     pipeline.run_once(idle_wait_s=0)
     assert [(r.message.mid, r.reason) for r in dead.stored] == [(2, RejectReason.BAD_JSON)]
     assert len(sink.lines) == 2 and source.acked == [1, 2, 3]
+
+
+class HandOverSource(FakeSource):
+    """Hands messages over in the given groups, one group per `take`, and records what the
+    stages had seen at each `take` (the batch is still open then)."""
+
+    def __init__(self, groups: list[list[Inbound]], log: list[str], stage: SeenLevels) -> None:
+        super().__init__([], log)
+        self.groups = list(groups)
+        self.stage = stage
+        self.seen_at_take: list[list[float]] = []
+
+    def take(self, max_messages: int, timeout_s: float) -> list[Inbound]:
+        self.seen_at_take.append(list(self.stage.levels))
+        return self.groups.pop(0) if self.groups else []
+
+
+class SeenLevels:
+    name = "seen"
+
+    def __init__(self) -> None:
+        self.levels: list[float] = []
+        self.calls = 0
+
+    def process_set(self, batch: ReadingSet) -> None:
+        self.calls += 1
+        self.levels.extend(r.fields["level_cm"] for r in batch.readings)
+
+
+def test_the_stages_see_each_hand_over_before_the_batch_closes() -> None:
+    """The alert path must not wait for the write batch's window: a reading reaches the
+    stages when it is handed over, while the batch is still open for more."""
+    log: list[str] = []
+    stage = SeenLevels()
+    groups = [
+        [message(1, {"ts": NOW, "seq": 1, "level_cm": 1})],
+        [message(2, {"ts": NOW, "seq": 2, "level_cm": 2})],
+        [message(i, {"ts": NOW, "seq": i, "level_cm": i}) for i in (3, 4)],
+    ]
+    pipeline, _, sink, dead, _ = make([], batch_max_points=4)
+    pipeline.source = source = HandOverSource(groups, log, stage)
+    pipeline.flush_interval_s = 60.0  # the batch closes by size here, never by time
+    pipeline.stage_interval_s = 0.0  # each hand-over is staged before the next take
+    pipeline.stages = [stage]
+    pipeline.run_once(idle_wait_s=0)
+    assert source.seen_at_take == [[], [1.0], [1.0, 2.0]]  # seen before the next take
+    assert stage.levels == [1.0, 2.0, 3.0, 4.0] and stage.calls == 3  # each once
+    assert len(sink.lines) == 4 and source.acked == [1, 2, 3, 4] and not dead.stored
+
+
+def test_a_stage_raising_on_a_later_hand_over_costs_only_its_message() -> None:
+    log: list[str] = []
+    stage = SeenLevels()
+    buggy = RaisesOnLevel(13.0)
+    groups = [
+        [message(1, {"ts": NOW, "seq": 1, "level_cm": 1})],
+        [
+            message(2, {"ts": NOW, "seq": 2, "level_cm": 13}),  # the poison
+            message(3, {"ts": NOW, "seq": 3, "level_cm": 3}, device="wl-3"),
+            message(4, b"{oops"),
+        ],
+    ]
+    pipeline, _, sink, dead, _ = make([], batch_max_points=4)
+    pipeline.source = source = HandOverSource(groups, log, stage)
+    pipeline.flush_interval_s = 0.05
+    pipeline.stage_interval_s = 0.0
+    pipeline.stages = [stage, buggy]
+    pipeline.run_once(idle_wait_s=0)
+    assert sorted((r.message.mid, r.reason) for r in dead.stored) == [
+        (2, RejectReason.INTERNAL_ERROR),
+        (4, RejectReason.BAD_JSON),
+    ]
+    # the first hand-over was not prepared again: its reading reached the stages once
+    assert stage.levels.count(1.0) == 1
+    assert sorted(line.split(" ")[1] for line in sink.lines) == [
+        "level_cm=1.0,seq=1i",
+        "level_cm=3.0,seq=3i",
+    ]
+    assert source.acked == [1, 2, 3, 4]
