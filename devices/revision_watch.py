@@ -155,7 +155,7 @@ class RevisionWatcher:
         connect = retry_policy(
             psycopg.Error,
             initial_s=0.5,
-            max_s=max(LISTEN_RETRY_MAX_S, self.interval_s),
+            max_s=LISTEN_RETRY_MAX_S,
             stop=self._stop,
             before_retry=lost,
         )
@@ -163,6 +163,10 @@ class RevisionWatcher:
             try:
                 conn = connect(self._listen_connection)
             except RetryStoppedError:
+                return
+            except Exception:  # not an outage (a URL libpq cannot use): the poll carries on
+                self.listen_failures += 1
+                log.exception("%s: cannot LISTEN; polling every %gs", self.name, self.interval_s)
                 return
             self.listen_backend_pid = conn.info.backend_pid
             self.wake()  # whatever changed while nobody listened
