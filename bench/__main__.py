@@ -19,6 +19,7 @@ BENCHMARKS = [
     "bench.bench_soak",
     "bench.bench_alerts",
     "bench.bench_alert_latency",
+    "bench.bench_registration",
 ]
 NAMES = {module.removeprefix("bench.bench_"): module for module in BENCHMARKS}
 

@@ -8,9 +8,11 @@
   API's replay, the simulators) may write every device topic.
 - Anonymous clients are refused (`allow_anonymous false` in `mosquitto_config_lines`).
 
-`BrokerAuthSync` watches the registry revision (`RevisionWatcher`) and, when it moved,
-rewrites both files (atomically: write + rename) and calls `reload` — SIGHUP for the stack's
-broker — so retiring a device or rotating its secret takes effect without restarting it.
+`BrokerAuthSync` watches the registry revision (`RevisionWatcher`: at once on PostgreSQL's
+change notice, every 0.1 s on SQLite) and, when it moved, rewrites both files (atomically:
+write + rename) and calls `reload` — SIGHUP for the stack's broker — so a new device is
+admitted within milliseconds, and retiring a device or rotating its secret takes effect,
+without restarting the broker.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 from devices.models import ServiceRole
 from devices.registry import BrokerAccount, Registry
-from devices.revision_watch import RevisionWatcher
+from devices.revision_watch import LOCAL_INTERVAL_S, RevisionWatcher
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +118,10 @@ class BrokerAuthSync:
         files: BrokerAuthFiles,
         reload: Callable[[], None],
         interval_s: float,
+        local_interval_s: float = LOCAL_INTERVAL_S,
     ) -> None:
+        """`interval_s`: the fallback poll when change notices arrive (PostgreSQL);
+        `local_interval_s`: the poll when none can (SQLite)."""
         self.registry = registry
         self.files = files
         self.reload = reload
@@ -127,6 +132,7 @@ class BrokerAuthSync:
             interval_s,
             name="broker-auth-sync",
             on_failure=lambda exc: log.warning("broker auth sync failed: %s", exc),
+            local_interval_s=local_interval_s,
         )
 
     @property

@@ -301,7 +301,13 @@ def sync_command(
         if reload_pid is not None:
             os.kill(reload_pid, signal.SIGHUP)
 
-    sync = BrokerAuthSync(registry, files, reload, settings.registry.broker_sync_interval_s)
+    sync = BrokerAuthSync(
+        registry,
+        files,
+        reload,
+        settings.registry.broker_sync_interval_s,
+        settings.registry.sqlite_poll_interval_s,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

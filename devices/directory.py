@@ -1,11 +1,14 @@
 """`DeviceDirectory`: the whole registry in memory for the ingest hot path.
 
-A lookup is one dict access — no database round-trip per message. A `RevisionWatcher` thread polls
-the registry's revision counter every `refresh_interval_s` (one tiny query) and, when it moved,
-reloads every device and its latest calibration in one read and swaps the snapshot in
-atomically, so a registration, retirement or calibration reaches a running ingester within
-seconds without a restart. If the database is unreachable the last snapshot keeps serving
-(and the failure is counted and logged): ingestion does not stop because the registry is down.
+A lookup is one dict access — no database round-trip per message. A `RevisionWatcher` thread
+checks the registry's revision counter (one tiny query) when PostgreSQL notifies a change, or
+every `local_interval_s` (0.1 s) on SQLite, and at the latest every `refresh_interval_s`; when
+it moved, it reloads every device and its latest calibration in one read and swaps the
+snapshot in atomically, so a registration, retirement or calibration reaches a running ingester
+within milliseconds without a restart. `catch_up` has that thread check at once (the registry
+gate asks, bounded, before it calls a device unknown). If the database is unreachable the last
+snapshot keeps serving (and the failure is counted and logged): ingestion does not stop because
+the registry is down.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import dataclass, field
 
 from devices.models import DeviceStatus
 from devices.registry import Registry
-from devices.revision_watch import RevisionWatcher
+from devices.revision_watch import LOCAL_INTERVAL_S, RevisionWatcher
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,12 @@ class DirectoryEntry:
 
 
 class DeviceDirectory:
-    def __init__(self, registry: Registry, refresh_interval_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        refresh_interval_s: float = 2.0,
+        local_interval_s: float = LOCAL_INTERVAL_S,
+    ) -> None:
         self.registry = registry
         self.refresh_interval_s = refresh_interval_s
         self.loaded_at = 0.0  # time.monotonic() of the last successful check
@@ -62,6 +70,7 @@ class DeviceDirectory:
             name="device-directory",
             on_failure=self._refresh_failed,
             on_checked=self._checked,
+            local_interval_s=local_interval_s,
         )
 
     @property
@@ -108,6 +117,11 @@ class DeviceDirectory:
     def refresh(self) -> bool:
         """Reload when the registry revision moved; True when it did."""
         return self._watch.check()
+
+    def catch_up(self, timeout_s: float) -> bool:
+        """Check the registry now, on the watcher's thread; wait at most `timeout_s` (see
+        `RevisionWatcher.catch_up`). True when a check that began after the call finished."""
+        return self._watch.catch_up(timeout_s)
 
     def _reload(self, seen: int) -> int:
         self.load()

@@ -2,7 +2,9 @@
 
 One class, `Registry`, used by the API, the CLI and the stack. Every change runs in one
 transaction that also increments `registry_revision`, so the ingester's `DeviceDirectory` and
-the broker sync see any change by polling a single integer. Secrets are returned to the caller
+the broker sync see any change by reading a single integer; on PostgreSQL the same transaction
+sends `NOTIFY pantau_registry` (payload: the new revision), delivered on commit, which their
+`RevisionWatcher` LISTENs for. Secrets are returned to the caller
 once and stored only hashed (see `devices/credentials.py`).
 """
 
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from pydantic import ValidationError
-from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy import Engine, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -48,6 +50,12 @@ from pantau.sql import as_utc, utcnow
 
 # A broker account of Pantau's own: an '_' somewhere, which no device id has (pantau/ids.py).
 SERVICE_ACCOUNT_NAME = re.compile(r"(?=[^_]*_)[A-Za-z0-9_-]{2,64}")
+
+# PostgreSQL: every registry change NOTIFYs this channel on commit (devices/revision_watch.py).
+REVISION_CHANNEL = "pantau_registry"
+_NOTIFY = text(
+    "SELECT pg_notify(:channel, (SELECT revision FROM registry_revision WHERE id = 1)::text)"
+).bindparams(channel=REVISION_CHANNEL)
 
 CSV_COLUMNS = [
     "id",
@@ -108,7 +116,8 @@ class Registry:
 
         The bump comes first: its row lock makes registry writers take turns (PostgreSQL;
         SQLite has one writer anyway), so a check-then-change such as "not the last admin"
-        cannot interleave with another one.
+        cannot interleave with another one. On PostgreSQL it also queues the change notice,
+        which the server delivers on commit (and drops on rollback).
         """
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
             session.execute(
@@ -116,6 +125,8 @@ class Registry:
                 .where(RegistryRevision.id == 1)
                 .values(revision=RegistryRevision.revision + 1)
             )
+            if self.engine.dialect.name == "postgresql":
+                session.execute(_NOTIFY)
             yield session
 
     def revision(self) -> int:

@@ -70,7 +70,9 @@ class IngestService:
         )
         # The registry, in memory: kind and status per device, calibration, tags.
         self.directory = DeviceDirectory(
-            Registry(self.engine, default_catalog()), settings.registry.refresh_interval_s
+            Registry(self.engine, default_catalog()),
+            settings.registry.refresh_interval_s,
+            settings.registry.sqlite_poll_interval_s,
         )
         self.validator = Validator(
             default_catalog(),
@@ -81,6 +83,7 @@ class IngestService:
             self.directory,
             require_registered=settings.ingest.require_registered_devices,
             infer=self.validator.kind_from_catalog,
+            catch_up=self.directory.catch_up,
         )
         self.pipeline = Pipeline(
             self.source,

@@ -313,18 +313,29 @@ class RegistrySettings(BaseModel):
         float,
         Field(
             gt=0,
-            description="How often a running ingester checks the registry's revision and "
-            "reloads its in-memory device directory when it changed, seconds.",
+            description="The latest a running ingester re-checks the registry's revision and "
+            "reloads its in-memory device directory, seconds. On PostgreSQL a change is seen "
+            "at once (LISTEN/NOTIFY); this poll is the fallback when notices are lost.",
         ),
     ] = 2.0
     broker_sync_interval_s: Annotated[
         float,
         Field(
             gt=0,
-            description="How often `pantau up` re-renders Mosquitto's password and ACL files "
-            "after a registry change and reloads the broker (SIGHUP), seconds.",
+            description="The latest the broker sync (`pantau up`, `pantau broker sync`) "
+            "re-checks the registry and, after a change, re-renders Mosquitto's password and "
+            "ACL files and reloads the broker (SIGHUP), seconds. On PostgreSQL a change is seen "
+            "at once (LISTEN/NOTIFY); this poll is the fallback when notices are lost.",
         ),
     ] = 2.0
+    sqlite_poll_interval_s: Annotated[
+        float,
+        Field(
+            gt=0,
+            description="On SQLite (no change notices) how often the ingester and the broker "
+            "sync read the registry's revision row (one tiny read), seconds.",
+        ),
+    ] = 0.1
 
 
 class DetectSettings(BaseModel):

@@ -162,6 +162,7 @@ class LocalStack:
                     self.auth_files,
                     self.mosquitto.reload,
                     self.settings.registry.broker_sync_interval_s,
+                    self.settings.registry.sqlite_poll_interval_s,
                 )
                 self.auth_sync.revision = self.registry.revision()  # just rendered
                 self.auth_sync.start()
