@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from alerts.evaluate import AlertEvaluator, Columns, DeviceContext, Rows
+from alerts.evaluate import AlertEvaluator, DeviceContext, Rows
 from alerts.model import AlertEvent, DeviceInfo, Severity, Signal
 from alerts.rules import Rule
 from alerts.store import AlertStore
@@ -72,41 +72,51 @@ def directory_lookup(directory: Directory) -> Callable[[str], DeviceContext | No
     return lookup
 
 
-def reading_columns(batch: ReadingSet) -> list[Columns | Rows]:
-    """The batch as columns: each block as it is, all rows together as one `Rows`."""
-    out: list[Columns | Rows] = [
-        Columns(
-            block.device_id,
-            block.kind,
-            block.ts_ms,
-            block.fields,
-            {row: reason for row, reason in block.anomaly_reason.items()},
-        )
-        for block in batch.blocks
-    ]
-    readings = batch.readings
+def reading_columns(batch: ReadingSet) -> list[Rows]:
+    """The batch as one `Rows` for the evaluator: every block's rows, then the single
+    readings, in that order (each device's readings keep theirs). One `Rows` rather than a
+    `Columns` per block: a pack of 50 from each of 200 gauges is then array work over 10,000
+    rows, not 200 rounds of per-device work."""
+    blocks, readings = batch.blocks, batch.readings
+    if not blocks and not readings:
+        return []
+    names: set[str] = set()
+    for block in blocks:
+        names.update(block.fields)
+    for reading in readings:
+        names.update(reading.fields)
+    device_ids: list[str] = []
+    kinds: list[str] = []
+    ts_parts: list[np.ndarray] = []
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    anomaly: dict[int, str] = {}
+    offset = 0
+    for block in blocks:
+        n = len(block)
+        device_ids += [block.device_id] * n
+        kinds += [block.kind] * n
+        ts_parts.append(block.ts_ms)
+        for name, column in parts.items():
+            column.append(block.fields.get(name, np.full(n, np.nan)))
+        for row, reason in block.anomaly_reason.items():
+            anomaly[offset + row] = reason
+        offset += n
     if readings:
-        names: set[str] = set()
-        for reading in readings:
-            names.update(reading.fields)
+        device_ids += [r.device_id for r in readings]
+        kinds += [r.kind for r in readings]
+        ts_parts.append(np.array([r.ts_ms for r in readings], np.int64))
         nan = np.nan
-        fields = {
-            name: np.array([r.fields.get(name, nan) for r in readings], np.float64)
-            for name in names
-        }
-        anomaly = {
-            i: reason for i, r in enumerate(readings) if (reason := r.anomaly_reason) is not None
-        }
-        out.append(
-            Rows(
-                [r.device_id for r in readings],
-                [r.kind for r in readings],
-                np.array([r.ts_ms for r in readings], np.int64),
-                fields,
-                anomaly,
-            )
-        )
-    return out
+        for name, column in parts.items():
+            column.append(np.array([r.fields.get(name, nan) for r in readings], np.float64))
+        for i, r in enumerate(readings):
+            if r.anomaly_reason is not None:
+                anomaly[offset + i] = r.anomaly_reason
+    fields = {
+        name: np.concatenate(column).astype(np.float64, copy=False)
+        for name, column in parts.items()
+    }
+    ts = np.concatenate(ts_parts).astype(np.int64, copy=False)
+    return [Rows(device_ids, kinds, ts, fields, anomaly)]
 
 
 def _urgent(signal: Signal) -> bool:
