@@ -18,8 +18,8 @@ offline comes from the device's status messages (`observe_status`; its own or it
 Devices in `maintenance` are not evaluated (silenced). `rebuild` restores the ranks from the
 open episodes in SQL at start, so a restart neither re-opens nor forgets an alert.
 
-This module does not know the pipeline: the ingester hands it columns — `Columns` per device
-(a SenML block), `Rows` for many devices' single readings.
+This module does not know the pipeline: the ingester hands it `Rows` (many devices' readings
+as columns, one row each); per-device `Columns` are accepted too and evaluated the same way.
 """
 
 from __future__ import annotations
@@ -64,16 +64,66 @@ class Columns:
 
 @dataclass(slots=True)
 class Rows:
-    """Single readings of many devices, one row each (a batch's JSON readings), as columns.
+    """Readings of many devices as columns, one row each: what the evaluator works on.
 
-    Evaluated without a per-device batch: what is per device (registry context, series row)
-    is looked up once per device in the batch, the rest is array work over all rows."""
+    `devices` lists (device id, kind) entries and `entry` gives each row's entry, so what is
+    per device (registry context, series row) is looked up once per entry and the rest is
+    array work over all rows. A device may have more than one entry (two packs in a batch);
+    its rows keep their order either way."""
 
-    device_ids: list[str]
-    kinds: list[str]
+    devices: list[tuple[str, str]]
+    entry: np.ndarray  # int64, per row: its index in `devices`
     ts_ms: np.ndarray
     fields: dict[str, np.ndarray]  # NaN where a reading has no such field
     anomaly: dict[int, str] = field(default_factory=dict)  # row → the detector's reason
+
+    @classmethod
+    def of_readings(
+        cls,
+        device_ids: Sequence[str],
+        kinds: Sequence[str],
+        ts_ms: np.ndarray,
+        fields: dict[str, np.ndarray],
+        anomaly: dict[int, str] | None = None,
+    ) -> Rows:
+        """Single readings, each naming its device (one entry per device)."""
+        numbers: dict[str, int] = {}
+        devices: list[tuple[str, str]] = []
+        entry = np.empty(len(device_ids), np.int64)
+        for i, device in enumerate(device_ids):
+            j = numbers.get(device)
+            if j is None:
+                j = numbers[device] = len(devices)
+                devices.append((device, kinds[i]))
+            entry[i] = j
+        return cls(devices, entry, ts_ms, fields, anomaly or {})
+
+    @classmethod
+    def of_columns(cls, columns: Sequence[Columns]) -> Rows:
+        """Per-device columns (one entry each), concatenated."""
+        lengths = [len(c.ts_ms) for c in columns]
+        names = {name for c in columns for name in c.fields}
+        fields = {
+            name: np.concatenate(
+                [
+                    np.asarray(c.fields.get(name, np.full(n, np.nan)), np.float64)
+                    for c, n in zip(columns, lengths, strict=True)
+                ]
+            )
+            for name in names
+        }
+        anomaly: dict[int, str] = {}
+        offset = 0
+        for c, n in zip(columns, lengths, strict=True):
+            anomaly.update({offset + row: reason for row, reason in c.anomaly.items()})
+            offset += n
+        return cls(
+            [(c.device_id, c.kind) for c in columns],
+            np.repeat(np.arange(len(columns), dtype=np.int64), lengths),
+            np.concatenate([np.asarray(c.ts_ms, np.int64) for c in columns]),
+            fields,
+            anomaly,
+        )
 
 
 def _at(ts_ms: float) -> datetime:
@@ -238,41 +288,21 @@ class AlertEvaluator:
 
     # -- readings ---------------------------------------------------------------------------
     def observe(self, batch: Sequence[Columns | Rows], now_ms: float | None = None) -> None:
-        """Evaluate one batch; the signals wait in `self.signals` (see `take`)."""
+        """Evaluate one batch; the signals wait in `self.signals` (see `take`). Per-device
+        `Columns` are evaluated as `Rows` (each run of them concatenated)."""
         now = time.time() * 1000.0 if now_ms is None else now_ms
         per_rule: dict[str, tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]] = {}
-        for cols in batch:
-            if isinstance(cols, Rows):
-                self._observe_rows(cols, now, per_rule)
+        run: list[Columns] = []
+        for item in batch:
+            if isinstance(item, Columns):
+                run.append(item)
                 continue
-            ctx = self.context(cols.device_id, cols.kind)
-            if ctx.status != "active":
-                continue  # maintenance: silenced (retired never gets here)
-            self.last_seen_ms[cols.device_id] = now
-            if cols.device_id in self.silent and self.nodata is not None:
-                self.silent.discard(cols.device_id)
-                self._emit_simple(self.nodata, ctx, "nodata", 0, _at(now))
-            if self.anomaly is not None and (cols.anomaly or cols.device_id in self.anomalous):
-                self._anomalies(self.anomaly, ctx, cols)
-            ts_f = cols.ts_ms.astype(np.float64)
-            for state in self.by_kind.get(cols.kind, ()):
-                rule = state.rule
-                values = cols.fields.get(rule.field or "")
-                if values is None:
-                    continue
-                row = state.series(ctx)
-                if row is None:
-                    continue
-                if rule.gate_field is not None:
-                    gate = cols.fields.get(rule.gate_field)
-                    if gate is None:
-                        values = np.full(len(values), np.nan)
-                    else:
-                        values = np.where(gate >= rule.gate_at, values, np.nan)
-                lists = per_rule.setdefault(rule.id, ([], [], []))
-                lists[0].append(np.full(len(values), row, np.int64))
-                lists[1].append(ts_f)
-                lists[2].append(np.asarray(values, np.float64))
+            if run:
+                self._observe_rows(Rows.of_columns(run), now, per_rule)
+                run = []
+            self._observe_rows(item, now, per_rule)
+        if run:
+            self._observe_rows(Rows.of_columns(run), now, per_rule)
         self._evaluate(per_rule)
 
     def _observe_rows(
@@ -281,21 +311,12 @@ class AlertEvaluator:
         now: float,
         per_rule: dict[str, tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]],
     ) -> None:
-        """The `Columns` path of `observe` for many devices' single readings at once."""
-        first: dict[str, int] = {}  # device → its number in this batch
-        inverse = np.empty(len(rows.device_ids), np.int64)
-        for i, device in enumerate(rows.device_ids):
-            j = first.get(device)
-            if j is None:
-                j = first[device] = len(first)
-            inverse[i] = j
-        kinds: list[str] = [""] * len(first)
-        for i in np.unique(inverse, return_index=True)[1].tolist():
-            kinds[inverse[i]] = rows.kinds[i]
+        """Gather the rows of every ladder rule (the stepping is `_evaluate`'s); no-data
+        recovery and anomalies per device entry, in order."""
+        entry = rows.entry
         contexts: list[DeviceContext | None] = []
-        anomalous_devices: list[int] = []
-        for j, device in enumerate(first):
-            ctx = self.context(device, kinds[j])
+        for device, kind in rows.devices:
+            ctx = self.context(device, kind)
             if ctx.status != "active":
                 contexts.append(None)  # maintenance: silenced
                 continue
@@ -304,23 +325,28 @@ class AlertEvaluator:
             if device in self.silent and self.nodata is not None:
                 self.silent.discard(device)
                 self._emit_simple(self.nodata, ctx, "nodata", 0, _at(now))
-            if device in self.anomalous:
-                anomalous_devices.append(j)
         if self.anomaly is not None:
-            flagged = {int(inverse[row]) for row in rows.anomaly}
-            for j in sorted(flagged.union(anomalous_devices)):
-                known = contexts[j]
-                if known is None:
+            flagged = {int(entry[row]) for row in rows.anomaly}
+            for j, known in enumerate(contexts):
+                if known is None or (
+                    j not in flagged and known.info.device_id not in self.anomalous
+                ):
                     continue
-                mine = np.flatnonzero(inverse == j)
+                mine = np.flatnonzero(entry == j)
                 reasons = {
                     k: rows.anomaly[r] for k, r in enumerate(mine.tolist()) if r in rows.anomaly
                 }
-                one = Columns(known.info.device_id, kinds[j], rows.ts_ms[mine], {}, reasons)
+                one = Columns(
+                    known.info.device_id, rows.devices[j][1], rows.ts_ms[mine], {}, reasons
+                )
                 self._anomalies(self.anomaly, known, one)
         ts_f = rows.ts_ms.astype(np.float64)
         for kind, states in self.by_kind.items():
-            of_kind = [j for j, ctx in enumerate(contexts) if ctx is not None and kinds[j] == kind]
+            of_kind = [
+                j
+                for j, ctx in enumerate(contexts)
+                if ctx is not None and rows.devices[j][1] == kind
+            ]
             if not of_kind:
                 continue
             for state in states:
@@ -333,7 +359,7 @@ class AlertEvaluator:
                     row = state.series(contexts[j])  # type: ignore[arg-type]
                     if row is not None:
                         series[j] = row
-                of_row = series[inverse]
+                of_row = series[entry]
                 keep = (of_row >= 0) & ~np.isnan(values)  # NaN: this reading lacks the field
                 if not keep.any():
                     continue

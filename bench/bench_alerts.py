@@ -1,7 +1,8 @@
 """Rule evaluation throughput (`python -m bench alerts`): readings/s through `AlertEvaluator`.
 
-In-process, no SQL and no network: the batches the ingester hands the alert stage, as
-per-device columns (one regular SenML pack per device per batch), for a fleet of gauges,
+In-process, no SQL and no network: batches of one regular SenML pack per device (per-device
+`Columns`, which the evaluator concatenates into one `Rows` as the ingester's alert stage
+does with a hand-over's blocks), for a fleet of gauges,
 air-quality stations and traffic counters with every rule of `alerts/rules.yaml` on. The
 readings stay within each device's band (the steady state), plus a run where every gauge
 crosses a level in every batch (the slow path, walked reading by reading). Target: at least

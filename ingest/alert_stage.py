@@ -73,10 +73,10 @@ def directory_lookup(directory: Directory) -> Callable[[str], DeviceContext | No
 
 
 def reading_columns(batch: ReadingSet) -> list[Rows]:
-    """The batch as one `Rows` for the evaluator: every block's rows, then the single
-    readings, in that order (each device's readings keep theirs). One `Rows` rather than a
-    `Columns` per block: a pack of 50 from each of 200 gauges is then array work over 10,000
-    rows, not 200 rounds of per-device work."""
+    """The batch as one `Rows` for the evaluator: every block's rows (an entry per block),
+    then the single readings (an entry per device), in that order; each device's readings
+    keep theirs. One `Rows` rather than a `Columns` per block: a pack of 50 from each of 200
+    gauges is then array work over 10,000 rows, not 200 rounds of per-device work."""
     blocks, readings = batch.blocks, batch.readings
     if not blocks and not readings:
         return []
@@ -85,38 +85,47 @@ def reading_columns(batch: ReadingSet) -> list[Rows]:
         names.update(block.fields)
     for reading in readings:
         names.update(reading.fields)
-    device_ids: list[str] = []
-    kinds: list[str] = []
-    ts_parts: list[np.ndarray] = []
+    devices = [(block.device_id, block.kind) for block in blocks]
+    lengths = [len(block) for block in blocks]
+    entry_parts = [np.repeat(np.arange(len(blocks), dtype=np.int64), lengths)]
+    ts_parts = [block.ts_ms for block in blocks]
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
     anomaly: dict[int, str] = {}
     offset = 0
-    for block in blocks:
-        n = len(block)
-        device_ids += [block.device_id] * n
-        kinds += [block.kind] * n
-        ts_parts.append(block.ts_ms)
+    for block, n in zip(blocks, lengths, strict=True):
         for name, column in parts.items():
             column.append(block.fields.get(name, np.full(n, np.nan)))
         for row, reason in block.anomaly_reason.items():
             anomaly[offset + row] = reason
         offset += n
     if readings:
-        device_ids += [r.device_id for r in readings]
-        kinds += [r.kind for r in readings]
-        ts_parts.append(np.array([r.ts_ms for r in readings], np.int64))
         nan = np.nan
+        single = Rows.of_readings(
+            [r.device_id for r in readings],
+            [r.kind for r in readings],
+            np.array([r.ts_ms for r in readings], np.int64),
+            {
+                name: np.array([r.fields.get(name, nan) for r in readings], np.float64)
+                for name in names
+            },
+        )
+        entry_parts.append(single.entry + len(devices))
+        devices += single.devices
+        ts_parts.append(single.ts_ms)
         for name, column in parts.items():
-            column.append(np.array([r.fields.get(name, nan) for r in readings], np.float64))
+            column.append(single.fields[name])
         for i, r in enumerate(readings):
             if r.anomaly_reason is not None:
                 anomaly[offset + i] = r.anomaly_reason
-    fields = {
-        name: np.concatenate(column).astype(np.float64, copy=False)
-        for name, column in parts.items()
-    }
-    ts = np.concatenate(ts_parts).astype(np.int64, copy=False)
-    return [Rows(device_ids, kinds, ts, fields, anomaly)]
+    return [
+        Rows(
+            devices,
+            np.concatenate(entry_parts),
+            np.concatenate(ts_parts).astype(np.int64, copy=False),
+            {name: np.concatenate(c).astype(np.float64, copy=False) for name, c in parts.items()},
+            anomaly,
+        )
+    ]
 
 
 def _urgent(signal: Signal) -> bool:

@@ -216,12 +216,12 @@ def test_redelivered_readings_are_not_evaluated_again(evaluator: AlertEvaluator)
 def _as_columns(rows: Rows) -> list[Columns]:
     """The same readings grouped per device (the reference path)."""
     out = []
-    for device in dict.fromkeys(rows.device_ids):
-        mine = [i for i, d in enumerate(rows.device_ids) if d == device]
+    for j, (device, kind) in enumerate(rows.devices):
+        mine = np.flatnonzero(rows.entry == j)
         fields = {name: column[mine] for name, column in rows.fields.items()}
         fields = {name: column for name, column in fields.items() if not np.isnan(column).all()}
-        reasons = {k: rows.anomaly[i] for k, i in enumerate(mine) if i in rows.anomaly}
-        out.append(Columns(device, rows.kinds[mine[0]], rows.ts_ms[mine], fields, reasons))
+        reasons = {k: rows.anomaly[int(i)] for k, i in enumerate(mine) if int(i) in rows.anomaly}
+        out.append(Columns(device, kind, rows.ts_ms[mine], fields, reasons))
     return out
 
 
@@ -252,7 +252,7 @@ def test_rows_of_many_devices_give_the_signals_of_per_device_columns(
         env = np.array([kinds[d] == "environment" for d in ids])
         tr = np.array([kinds[d] == "traffic" for d in ids])
         nan = np.full(n, np.nan)
-        rows = Rows(
+        rows = Rows.of_readings(
             ids,
             [kinds[d] for d in ids],
             np.array(ts, np.int64),
