@@ -36,6 +36,8 @@ from alerts.model import Alert, DeviceInfo, Severity, Signal, State, Trend
 from alerts.rules import Rule
 
 BUCKETS = 12  # a window rule's ring: window_s / 12 per bucket
+# per ladder rule, the gathered readings: series rows, times, values, gate passed
+_Gathered = dict[str, tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], list[np.ndarray]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,8 +220,9 @@ class LadderState:
     # -- windows ----------------------------------------------------------------------------
     def aggregate(
         self, idx: np.ndarray, ts: np.ndarray, v: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Add readings to the rings; (series, time, aggregate) at each series' last reading."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Add readings to the rings; (series, time, aggregate, position of that reading) at
+        each series' last reading."""
         rule = self.rule
         bucket_ms = rule.window_s * 1000.0 / BUCKETS
         b = (ts // bucket_ms).astype(np.int64)
@@ -260,7 +263,7 @@ class LadderState:
         else:  # rise: the latest value above the window's minimum
             lowest = np.where(valid, self.b_min[series], np.inf).min(axis=1)
             value = v[last_pos] - lowest
-        return series, ts[last_pos], value
+        return series, ts[last_pos], value, last_pos
 
 
 class AlertEvaluator:
@@ -291,7 +294,7 @@ class AlertEvaluator:
         """Evaluate one batch; the signals wait in `self.signals` (see `take`). Per-device
         `Columns` are evaluated as `Rows` (each run of them concatenated)."""
         now = time.time() * 1000.0 if now_ms is None else now_ms
-        per_rule: dict[str, tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]] = {}
+        per_rule: _Gathered = {}
         run: list[Columns] = []
         for item in batch:
             if isinstance(item, Columns):
@@ -309,7 +312,7 @@ class AlertEvaluator:
         self,
         rows: Rows,
         now: float,
-        per_rule: dict[str, tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]],
+        per_rule: _Gathered,
     ) -> None:
         """Gather the rows of every ladder rule (the stepping is `_evaluate`'s); no-data
         recovery and anomalies per device entry, in order."""
@@ -363,36 +366,40 @@ class AlertEvaluator:
                 keep = (of_row >= 0) & ~np.isnan(values)  # NaN: this reading lacks the field
                 if not keep.any():
                     continue
-                v = values[keep]
+                v = np.asarray(values[keep], np.float64)
+                passed = np.ones(len(v), bool)
                 if rule.gate_field is not None:
                     gate = rows.fields.get(rule.gate_field)
-                    if gate is None:
-                        v = np.full(len(v), np.nan)
-                    else:
-                        v = np.where(gate[keep] >= rule.gate_at, v, np.nan)
-                lists = per_rule.setdefault(rule.id, ([], [], []))
+                    passed = np.zeros(len(v), bool) if gate is None else gate[keep] >= rule.gate_at
+                    if not rule.window_s:  # a window rule's gate is checked on its aggregate
+                        v = np.where(passed, v, np.nan)
+                lists = per_rule.setdefault(rule.id, ([], [], [], []))
                 lists[0].append(of_row[keep])
                 lists[1].append(ts_f[keep])
-                lists[2].append(np.asarray(v, np.float64))
+                lists[2].append(v)
+                lists[3].append(passed)
 
-    def _evaluate(
-        self, per_rule: dict[str, tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]]
-    ) -> None:
+    def _evaluate(self, per_rule: _Gathered) -> None:
         """Step every ladder rule over the readings gathered for it, in arrival order."""
-        for rule_id, (idx_parts, ts_parts, v_parts) in per_rule.items():
+        for rule_id, (idx_parts, ts_parts, v_parts, gate_parts) in per_rule.items():
             state = self.ladders[rule_id]
             idx = np.concatenate(idx_parts)
             ts = np.concatenate(ts_parts)
             v = np.concatenate(v_parts)
+            passed = np.concatenate(gate_parts)
             # A reading not newer than the series' newest is a redelivery: already counted.
             fresh = ts > state.seen[idx]
             if not fresh.all():
-                idx, ts, v = idx[fresh], ts[fresh], v[fresh]
+                idx, ts, v, passed = idx[fresh], ts[fresh], v[fresh], passed[fresh]
                 if not len(idx):
                     continue
             state.seen[idx] = np.maximum(state.seen[idx], ts)
             if state.rule.window_s:
-                idx, ts, v = state.aggregate(idx, ts, v)
+                idx, ts, v, last = state.aggregate(idx, ts, v)
+                if state.rule.gate_field is not None:
+                    # The gate holds at the reading the window is judged at: a window's sum
+                    # of only the gated readings would be a different (smaller) quantity.
+                    v = np.where(passed[last], v, np.nan)
             self._ladder(state, idx, ts, v)
 
     def _ladder(self, state: LadderState, idx: np.ndarray, ts: np.ndarray, v: np.ndarray) -> None:

@@ -30,6 +30,7 @@ _LEVEL_ID = {
     "offline": "Luring",
     "anomaly": "Anomali",
     "congestion": "Kemacetan",
+    "incident": "Insiden lalu lintas",
     "rate_of_rise": "Kenaikan cepat",
 }
 _LEVEL_EN = {
@@ -37,6 +38,7 @@ _LEVEL_EN = {
     "offline": "Offline",
     "anomaly": "Anomaly",
     "congestion": "Congestion",
+    "incident": "Traffic incident",
     "rate_of_rise": "Rapid rise",
 }
 _FIELD_ID = {
@@ -45,11 +47,13 @@ _FIELD_ID = {
     "pm10_ugm3": "PM10",
     "rainfall_mm": "Curah hujan",
     "avg_speed_kmh": "Kecepatan lalu lintas",
+    "vehicle_count": "Jumlah kendaraan",
 }
 _FIELD_EN = {
     "level_cm": "Water level",
     "rainfall_mm": "Rainfall",
     "avg_speed_kmh": "Traffic speed",
+    "vehicle_count": "Vehicle count",
 }
 _TREND_ID = {Trend.RISING: "naik", Trend.FALLING: "turun", Trend.STEADY: "tetap"}
 _STATE_ID = {

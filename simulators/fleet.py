@@ -153,10 +153,19 @@ def simulated_devices(
             lat=spec.lat,
             lon=spec.lon,
             elevation=spec.elevation_m,
-            thresholds=spec.base.thresholds.as_overrides() if isinstance(spec.base, Gauge) else {},
+            thresholds=_overrides(spec),
         )
         for spec in build_fleet(scenario, devices, seed)
     ]
+
+
+def _overrides(spec: DeviceSpec) -> dict[str, dict[str, float]]:
+    """The alert levels a simulated device is registered with (gauges, traffic counters)."""
+    if isinstance(spec.base, Gauge):
+        return spec.base.thresholds.as_overrides()
+    if isinstance(spec.base, TrafficSite):
+        return spec.base.as_overrides()
+    return {}
 
 
 def match_devices(fleet: list[DeviceSpec], patterns: tuple[str, ...]) -> list[DeviceSpec]:

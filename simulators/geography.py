@@ -123,6 +123,12 @@ class TrafficSite:
     lanes: int
     market_weekday: int | None  # 0 = Monday; the town's weekly market (hari pasar)
 
+    def as_overrides(self) -> dict[str, dict[str, float]]:
+        """Alert threshold overrides for the registry: the `incident` rule's level, vehicles
+        per 10 minutes — half the usual weekday peak flow. A queue that lets fewer through is
+        a blockage, not rush-hour congestion (which flows near the road's capacity)."""
+        return {"vehicle_count": {"incident": round(self.peak_flow_vph / 6 * 0.5)}}
+
 
 def _t(waspada: float, siaga: float, awas: float) -> FloodThresholds:
     return FloodThresholds(waspada, siaga, awas)

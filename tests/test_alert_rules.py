@@ -28,6 +28,7 @@ def devices() -> dict[str, DeviceContext]:
         "wl-bare": ctx("wl-bare", "water_level"),
         "env-1": ctx("env-1", "environment"),
         "tr-1": ctx("tr-1", "traffic"),
+        "tr-inc": ctx("tr-inc", "traffic", thresholds={"vehicle_count": {"incident": 50.0}}),
         "wl-maint": ctx("wl-maint", "water_level", status="maintenance", thresholds=LEVELS),
         "wl-fast": ctx("wl-fast", "water_level", interval_s=1.0, thresholds=LEVELS),
     }
@@ -126,6 +127,73 @@ def test_congestion_needs_speed_collapse_with_occupancy(evaluator: AlertEvaluato
     evaluator.observe([traffic(8, 70, m) for m in range(5, 10)])
     signals = [s for s in evaluator.take() if s.rule == "congestion"]
     assert [s.firing for s in signals] == [False, True]  # pending, then 3 minutes later firing
+
+
+def counter(minutes: range, count: float, occupancy: float, speed: float) -> list[Columns]:
+    return [
+        Columns(
+            "tr-inc",
+            "traffic",
+            np.array([T0 + m * MIN], np.int64),
+            {
+                "vehicle_count": np.array([count]),
+                "occupancy_pct": np.array([occupancy]),
+                "avg_speed_kmh": np.array([speed]),
+            },
+        )
+        for m in minutes
+    ]
+
+
+def incidents(evaluator: AlertEvaluator) -> list[tuple[int, float | None]]:
+    return [(s.level_rank, s.value) for s in evaluator.take() if s.rule == "incident"]
+
+
+def test_an_incident_is_a_queue_that_lets_few_vehicles_through(
+    evaluator: AlertEvaluator,
+) -> None:
+    """Level 50 vehicles per 10 minutes from the registry, judged while occupancy >= 50 %."""
+    evaluator.observe(counter(range(0, 30), 12, 8, 60))  # flowing: 120 per 10 min
+    assert incidents(evaluator) == []
+    # A queue that still flows (rush-hour congestion): occupied, slow, but ~100 per 10 min.
+    evaluator.observe(counter(range(30, 45), 10, 85, 9))
+    assert incidents(evaluator) == []
+    # A blockage: the count falls. The first queued minutes still carry the earlier flow in
+    # the 10-minute sum; the incident opens once the sum is at or below 50.
+    fired_at = []
+    for minute in range(45, 60):  # reading by reading, as a counter reports
+        evaluator.observe(counter(range(minute, minute + 1), 2, 88, 6))
+        got = incidents(evaluator)
+        if got:
+            assert got[0][0] == 1 and got[0][1] is not None and got[0][1] <= 50
+            fired_at.append(minute)
+    # 10 a minute before, 2 after: the sum reaches 50 about 6 minutes in, not at once
+    assert len(fired_at) == 1 and 50 <= fired_at[0] <= 53, fired_at
+    # Cleared: the road flows again (the gate no longer holds), the episode resolves.
+    evaluator.observe(counter(range(60, 70), 12, 8, 55))
+    assert [rank for rank, _ in incidents(evaluator)] == [0]
+
+
+def test_few_vehicles_on_an_empty_road_or_without_a_level_is_no_incident(
+    evaluator: AlertEvaluator,
+) -> None:
+    evaluator.observe(counter(range(0, 60), 1, 2, 50))  # night: few vehicles, no queue
+    assert incidents(evaluator) == []
+    blocked = [
+        Columns(
+            "tr-1",  # no registry level: the rule does not run on it
+            "traffic",
+            np.array([T0 + m * MIN], np.int64),
+            {
+                "vehicle_count": np.array([1.0]),
+                "occupancy_pct": np.array([90.0]),
+                "avg_speed_kmh": np.array([5.0]),
+            },
+        )
+        for m in range(60)
+    ]
+    evaluator.observe(blocked)
+    assert incidents(evaluator) == []
 
 
 def test_nodata_by_timer_and_back(evaluator: AlertEvaluator) -> None:
@@ -232,7 +300,7 @@ def test_rows_of_many_devices_give_the_signals_of_per_device_columns(
     device, they must give exactly what per-device columns give: ladders, windows, gates,
     maintenance, anomalies and no-data recovery, across batches."""
     rng = np.random.default_rng(7)
-    fleet = ["wl-1", "wl-fast", "wl-maint", "wl-bare", "env-1", "tr-1"]
+    fleet = ["wl-1", "wl-fast", "wl-maint", "wl-bare", "env-1", "tr-1", "tr-inc"]
     kinds = {d: devices[d].info.kind for d in fleet}
     by_rows = AlertEvaluator(load_rules(), devices.get)
     by_columns = AlertEvaluator(load_rules(), devices.get)
@@ -262,6 +330,7 @@ def test_rows_of_many_devices_give_the_signals_of_per_device_columns(
                 "rainfall_mm": np.where(env, rng.exponential(0.8, n), nan),
                 "avg_speed_kmh": np.where(tr, rng.uniform(3, 60, n), nan),
                 "occupancy_pct": np.where(tr, rng.uniform(10, 80, n), nan),
+                "vehicle_count": np.where(tr, rng.poisson(4 + 4 * np.cos(batch / 4), n), nan),
             },
             {i: "level_cm:spike" for i in range(n) if wl[i] and rng.random() < 0.05},
         )
@@ -269,7 +338,13 @@ def test_rows_of_many_devices_give_the_signals_of_per_device_columns(
         by_rows.observe([rows], now_ms=now)
         by_columns.observe(_as_columns(rows), now_ms=now)
     got, want = by_rows.take(), by_columns.take()
-    assert {s.rule for s in want} >= {"river_level", "anomaly", "nodata", "congestion"}
+    assert {s.rule for s in want} >= {
+        "river_level",
+        "anomaly",
+        "nodata",
+        "congestion",
+        "incident",
+    }
     # the same signals in the same order per (rule, device); devices may interleave otherwise
     assert _per_episode(got) == _per_episode(want)
 

@@ -361,3 +361,53 @@ def test_a_last_will_raises_an_offline_alert_and_online_resolves_it(
     back.disconnect()
     back.loop_stop()
     engine.dispose()
+
+
+def test_a_road_accident_raises_an_incident_alert_and_rush_hour_does_not(
+    settings: Settings, run_pantau: Callable[..., PantauProcess], tmp_path: Path
+) -> None:
+    """rush-hour-accident: a truck crash at Tomoni in the morning peak and a breakdown at
+    Malili in the afternoon. Each blocked counter gets one incident alert, opened within
+    15 minutes of the ground-truth start (the 10-minute count sum must fall first) and
+    resolved after it; Wotu's counter, with the same rush hours and no incident, gets none."""
+    from simulators.cli import choose_start_s
+
+    counters = ["trf-tomoni-01", "trf-malili-01", "trf-wotu-01"]
+    scenario = scenario_of("rush-hour-accident", kinds=["traffic"], only=counters)
+    engine = make_engine(settings.database.url)
+    migrate(engine)
+    register_simulated_devices(Registry(engine), simulated_devices(scenario))
+    ingester = run_pantau(["ingest"], settings)
+    eventually(lambda: "session" in ingester.log_tail(), what="ingester connected")
+    hours = 14.0
+    speed = hours * 3600 / 20
+    truth_path = tmp_path / "truth.jsonl"
+    Simulation(
+        settings.mqtt,
+        scenario,
+        interval_s=INTERVAL_S,
+        speed=speed,
+        start_s=choose_start_s(None, speed, scenario),  # a weekday 05:00 WITA, in the past
+        truth_path=truth_path,
+        client_id="test-accident-sim",
+    ).run()
+    truth = [orjson.loads(line) for line in truth_path.read_text().splitlines()]
+    crashes = {e["device"]: e for e in truth if e["kind"] == "incident"}
+    assert set(crashes) == {"trf-tomoni-01", "trf-malili-01"}
+
+    def settled() -> dict[str, list[dict[str, Any]]] | None:
+        got = events_of(engine, "incident")
+        done = all(got.get(d) and got[d][-1]["transition"] == "resolved" for d in crashes)
+        return got if done else None
+
+    events = eventually(settled, timeout_s=60, what="both incidents opened and resolved")
+    assert isinstance(events, dict)
+    assert set(events) == set(crashes)  # none at Wotu
+    for device, crash in crashes.items():
+        got = events[device]
+        assert [e["transition"] for e in got] == ["firing", "resolved"], got
+        opened = _ts(iso(got[0]["at"]) or "") - _ts(crash["start"])
+        assert 0 <= opened <= 15 * 60, (device, opened)
+        assert _ts(iso(got[1]["at"]) or "") >= _ts(crash["end"]), device
+    engine.dispose()
+    assert ingester.running, ingester.log_tail()
