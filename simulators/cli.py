@@ -97,6 +97,7 @@ def simulate_command(
     from simulators.publisher import load_credentials
     from simulators.runner import Simulation
     from simulators.scenario import load_scenario, scenario_names
+    from simulators.stack_account import use_stack_account
 
     if list_scenarios:
         for name in scenario_names():
@@ -126,6 +127,8 @@ def simulate_command(
         )
         engine.dispose()
         typer.echo(f"registered {created} simulated devices")
+    if credentials is None and not (per_device_connections or options.per_device_connections):
+        use_stack_account(settings)  # beside `pantau up`, whose broker refuses anonymous clients
     sim = Simulation(
         settings.mqtt,
         chosen,
