@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import time
@@ -92,12 +93,26 @@ def simulate_command(
     register: bool = typer.Option(
         False, "--register", help="First create the simulated devices in the registry."
     ),
+    present: bool | None = typer.Option(
+        None,
+        "--present/--replay",
+        help="Stamp readings with the time they are published (a compressed scenario that "
+        "alerts now) or with the simulated time (a replay of the past). Default: --present "
+        "beside a running `pantau up` when faster than real time, else --replay.",
+    ),
+    yield_to_others: bool = typer.Option(
+        False,
+        "--yield",
+        help="Leave alone the devices another simulator on this machine drives (what "
+        "`pantau up` runs its simulators with).",
+    ),
 ) -> None:
     """Publish readings of simulated gauges, weather stations and traffic counters (QoS 1)."""
     from simulators.publisher import load_credentials
     from simulators.runner import Simulation
     from simulators.scenario import load_scenario, scenario_names
     from simulators.stack_account import use_stack_account
+    from simulators.takeover import ClaimedDevices, claim
 
     if list_scenarios:
         for name in scenario_names():
@@ -127,8 +142,12 @@ def simulate_command(
         )
         engine.dispose()
         typer.echo(f"registered {created} simulated devices")
+    beside_stack = False
     if credentials is None and not (per_device_connections or options.per_device_connections):
-        use_stack_account(settings)  # beside `pantau up`, whose broker refuses anonymous clients
+        # beside `pantau up`, whose broker refuses anonymous clients
+        beside_stack = use_stack_account(settings)
+    stamp_present = present if present is not None else beside_stack and run_speed > 1.0
+    var_dir = settings.stack.var_dir.resolve()
     sim = Simulation(
         settings.mqtt,
         chosen,
@@ -142,6 +161,8 @@ def simulate_command(
         connections=connections or options.connections,
         truth_path=truth_path,
         max_pending=options.max_pending_messages,
+        present=stamp_present,
+        yield_to=ClaimedDevices(var_dir) if yield_to_others else None,
     )
     signal.signal(signal.SIGTERM, lambda *_: sim.stop.set())
     signal.signal(signal.SIGINT, lambda *_: sim.stop.set())
@@ -155,7 +176,14 @@ def simulate_command(
         ),
         truth_path,
     )
-    stats = sim.run(duration_s)
+    if stamp_present:
+        log.info(
+            "readings stamped with the present time: the scenario runs %gx compressed", run_speed
+        )
+    with contextlib.ExitStack() as stack:
+        if beside_stack:  # the stack's own simulators leave these devices to this run
+            stack.enter_context(claim(var_dir, [d.device_id for d in sim.fleet]))
+        stats = sim.run(duration_s)
     log.info(
         "simulation done ticks=%d readings=%d messages=%d acked=%d faults=%s",
         stats.ticks,

@@ -31,6 +31,7 @@ from simulators.geography import Gauge
 from simulators.groundtruth import FloodWatch, GroundTruthLog
 from simulators.publisher import DeviceLinks, Link, SharedLinks
 from simulators.scenario import Scenario
+from simulators.takeover import ClaimedDevices
 from simulators.wire import Message, content_type_of, encode, malformed
 from simulators.world import KindSample, World
 
@@ -96,6 +97,7 @@ class Engine:
         self.phase_s = rng.uniform(0.0, 0.5 * interval_s, n).round(3)
         self.seq = np.zeros(n, dtype=np.int64)
         self.buffers: dict[int, list[tuple[int, int, dict[str, float]]]] = {}
+        self.stamp_shift_s = 0.0  # added to the device clocks (see Simulation's `present`)
         self.last_t: float | None = None
         self.ticks = 0
 
@@ -111,7 +113,8 @@ class Engine:
                 self.flood_watch.observe(true_ts[sample.index], sample.fields["level_cm"])
         actions = self.injector.apply(t_s, true_ts, samples)
         self.seq += 1
-        ts_ms = np.round((true_ts + actions.skew_s) * 1000.0).astype(np.int64).tolist()
+        stamped = true_ts + actions.skew_s + self.stamp_shift_s
+        ts_ms = np.round(stamped * 1000.0).astype(np.int64).tolist()
         seq = self.seq.tolist()
         silent = actions.silent.tolist()
         duplicate = actions.duplicate.tolist()
@@ -173,7 +176,13 @@ class Simulation:
         truth_path: Path | None = None,
         client_id: str = "pantau-simulator",
         max_pending: int = 50_000,
+        present: bool = False,
+        yield_to: ClaimedDevices | None = None,
     ) -> None:
+        """`present`: stamp readings with the wall-clock time they are published at (a
+        compressed scenario beside live data, whose newer readings would otherwise make a
+        replay's past readings stale); the simulated time still drives the physics and the
+        ground-truth log. `yield_to`: leave the devices another simulator claims alone."""
         self.settings = mqtt_settings
         self.scenario = scenario
         self.speed = speed
@@ -206,6 +215,8 @@ class Simulation:
             )
         self.stats = RunStats()
         self.clock = SimClock(self.start_s, speed)
+        self.present = present
+        self.yield_to = yield_to
 
     @property
     def fleet(self) -> list[DeviceSpec]:
@@ -227,12 +238,20 @@ class Simulation:
                 wait = clock.wall_at(t) - time.time()
                 if wait > 0 and self.stop.wait(wait):
                     break
+                if self.present:
+                    self.engine.stamp_shift_s = time.time() - t
                 out = self.engine.tick(t)
                 for index, state in out.actions.status:
                     self.link.set_status(index, state)
                 if out.actions.bounce:
                     self.link.bounce(out.actions.bounce)
-                self.link.publish(out.messages)
+                messages = out.messages
+                if self.yield_to is not None:
+                    claimed = self.yield_to.current()
+                    if claimed:
+                        ids = self.engine.ids
+                        messages = [m for m in messages if ids[m.device_index] not in claimed]
+                self.link.publish(messages)
                 self.stats.ticks += 1
                 self.stats.readings += out.readings
                 self.stats.messages += len(out.messages)

@@ -192,7 +192,10 @@ class LocalStack:
         if self.settings.notify.enabled:
             self.apps.append(self._pantau("notify", "run"))
         if self.simulators:
-            self.apps.append(self._pantau("simulate", "--devices", str(self.simulator_devices)))
+            self.apps.append(
+                # --yield: a scenario run by hand beside the stack takes over its devices
+                self._pantau("simulate", "--devices", str(self.simulator_devices), "--yield")
+            )
         # From the files' ends before the children start: their earlier runs are not news.
         self.follower = LogFollower([p.log_path for p in self.apps])
         for proc in self.apps:
