@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--speed-repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "anomaly.json")
     args = ap.parse_args(argv or [])  # `python -m bench anomaly` calls main() with none
-    nab_dir = Path(os.environ.get("PANTAU_NAB_DIR", REPO.parent.parent / "shared" / "nab"))
+    nab_dir = nab_cv.nab_dir()
     results: dict[str, Any] = {
         "python": platform.python_version(),
         "numpy": np.__version__,

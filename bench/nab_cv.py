@@ -35,7 +35,13 @@ PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 
 
 def nab_dir() -> Path:
-    return Path(os.environ.get("PANTAU_NAB_DIR", REPO.parent.parent / "shared" / "nab"))
+    """PANTAU_NAB_DIR, else `shared/nab` beside the checkout (or beside its parent, for a
+    git worktree one level down)."""
+    given = os.environ.get("PANTAU_NAB_DIR")
+    if given:
+        return Path(given)
+    near = [base / "shared" / "nab" for base in (REPO.parent, REPO.parent.parent)]
+    return next((path for path in near if path.is_dir()), near[0])
 
 
 def _scorer(root: Path) -> Any:

@@ -97,6 +97,24 @@ def test_out_of_range_scores_one_and_is_not_learned() -> None:
     assert not np.array_equal(eng.state(int(ids[2])), before[2])
 
 
+def test_a_long_run_at_a_bound_of_the_range_is_no_flatline() -> None:
+    """A rain gauge reads 0 mm through a dry spell far longer than any before; saturated
+    air stays at 100 %. A run at a bound of the physical range is the world, not a stuck
+    sensor; the same run inside the range is one."""
+    rng = np.random.default_rng(5)
+    n = 1500
+    rain = np.where(rng.random(n) < 0.15, rng.exponential(2.0, n).round(1), 0.0)
+    rain[700:] = 0.0  # a dry spell: the longest zero run by far
+    inside = rain + 10.0  # the same shape, off the bound: a sensor stuck at 10
+    eng = AnomalyEngine()
+    at_bound, off_bound = eng.series_ids(["env-1/rainfall_mm", "env-2/offset"])
+    lo, hi = np.zeros(n), np.full(n, 300.0)
+    bounded = eng.update(np.full(n, at_bound), stamps(n), rain, lo, hi)
+    shifted = eng.update(np.full(n, off_bound), stamps(n), inside, lo, hi)
+    assert not (bounded.reason == R_FLAT).any()
+    assert (shifted.reason[700:] == R_FLAT).any()
+
+
 def test_infinite_value_is_out_of_range_and_not_learned() -> None:
     eng, ids = warmed_engine(1, 50)
     before = eng.state(int(ids[0]))

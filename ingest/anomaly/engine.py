@@ -362,6 +362,13 @@ class AnomalyEngine:
         np.minimum(chg, 1e9, out=chg)
         flat = run > c.flat_factor * np.maximum(runmax, c.flat_min_run)
         flat &= chg >= c.flat_min_changes
+        # A run at a bound of the physical range is the world, not a stuck sensor: no rain
+        # reads 0 mm for days, saturated air 100 %. (A sensor stuck exactly at a bound
+        # looks the same and is not flagged: the price of that.)
+        if lo is not None and flat.any():
+            flat &= xs != lo
+        if hi is not None and flat.any():
+            flat &= xs != hi
 
         # ---- spatial novelty: leaving the range of values seen so far
         vmin = o[C_VMIN]
