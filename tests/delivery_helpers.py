@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import orjson
 
-from pantau.influxdb import InfluxClient
+from pantau.influxdb import InfluxClient, quote_string
 from pantau.mqtt_publish import Qos1Publisher
 from pantau.servers.mosquitto import MosquittoServer
 from pantau.settings import Settings
@@ -309,3 +309,14 @@ def flood(
         }
     )
     publisher.close()
+
+
+def device_points(influx: InfluxClient, device_id: str) -> list[dict[str, object]]:
+    """The stored water_level points of one device; none while the database is not there."""
+    try:
+        result = influx.query(
+            f"SELECT * FROM water_level WHERE device_id = {quote_string(device_id)}"
+        )
+    except Exception:
+        return []
+    return [row for series in (result[0] if result else []) for row in series.rows()]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -27,12 +28,13 @@ from devices.models import ServiceRole
 from devices.registry import Registry
 from devices.schemas import DeviceCreate
 from ingest.dead_letters import DeadLetterStore
-from pantau.influxdb import InfluxClient, quote_string
+from pantau.influxdb import InfluxClient
 from pantau.servers.influxdb import InfluxServer
 from pantau.servers.mosquitto import MosquittoServer
 from pantau.settings import Settings
 from pantau.sql import make_engine
 from tests.conftest import PantauProcess, eventually, make_settings
+from tests.delivery_helpers import device_points
 from tests.registry_helpers import database_url
 
 
@@ -102,14 +104,7 @@ def test_first_reading_right_after_registration_is_stored(
     replay = Device(broker.port, API_USER, api_pw)  # a publisher account: admitted already
     devices: list[Device] = [replay]
 
-    def points(device_id: str) -> list[dict[str, object]]:
-        try:
-            result = influx.query(
-                f"SELECT * FROM water_level WHERE device_id = {quote_string(device_id)}"
-            )
-        except Exception:
-            return []
-        return [row for series in (result[0] if result else []) for row in series.rows()]
+    points = partial(device_points, influx)
 
     try:
         eventually(lambda: "session" in ingester.log_tail(), what="ingester connected")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -22,10 +23,11 @@ from ingest.model import Reading, RejectedError, RejectReason
 from ingest.points import reading_to_line
 from ingest.registry_gate import RegistryKindResolver
 from ingest.validate import Validator
-from pantau.influxdb import InfluxClient, quote_string
+from pantau.influxdb import InfluxClient
 from pantau.settings import Settings
 from pantau.sql import make_engine
 from tests.conftest import PantauProcess, eventually, make_settings
+from tests.delivery_helpers import device_points
 from tests.mqtt_helpers import Publisher
 from tests.registry_helpers import database_url
 
@@ -195,14 +197,7 @@ def test_running_ingester_follows_registry_changes(
         payload = {"ts": int(time.time() * 1000), "seq": seq, "level_cm": 143.5}
         publisher.telemetry(device_id, orjson.dumps(payload))
 
-    def points(device_id: str) -> list[dict[str, object]]:
-        try:
-            result = influx.query(
-                f"SELECT * FROM water_level WHERE device_id = {quote_string(device_id)}"
-            )
-        except Exception:
-            return []
-        return [row for series in (result[0] if result else []) for row in series.rows()]
+    points = partial(device_points, influx)
 
     try:
         send("wl-cal-01", 1)
