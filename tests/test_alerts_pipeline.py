@@ -368,8 +368,10 @@ def test_a_road_accident_raises_an_incident_alert_and_rush_hour_does_not(
 ) -> None:
     """rush-hour-accident: a truck crash at Tomoni in the morning peak and a breakdown at
     Malili in the afternoon. Each blocked counter gets one incident alert, opened within
-    15 minutes of the ground-truth start (the 10-minute count sum must fall first) and
-    resolved after it; Wotu's counter, with the same rush hours and no incident, gets none."""
+    20 minutes of the ground-truth start (the 10-minute count sum must fall first; how soon
+    depends on the day's simulated traffic, see tests/test_alert_incident_days.py) and while
+    the blockage lasts, and resolved after it; Wotu's counter, with the same rush hours and
+    no incident, gets none."""
     from simulators.cli import choose_start_s
 
     counters = ["trf-tomoni-01", "trf-malili-01", "trf-wotu-01"]
@@ -407,7 +409,8 @@ def test_a_road_accident_raises_an_incident_alert_and_rush_hour_does_not(
         got = events[device]
         assert [e["transition"] for e in got] == ["firing", "resolved"], got
         opened = _ts(iso(got[0]["at"]) or "") - _ts(crash["start"])
-        assert 0 <= opened <= 15 * 60, (device, opened)
+        lasts = _ts(crash["end"]) - _ts(crash["start"])
+        assert 0 <= opened <= min(20 * 60, lasts), (device, opened)
         assert _ts(iso(got[1]["at"]) or "") >= _ts(crash["end"]), device
     engine.dispose()
     assert ingester.running, ingester.log_tail()
