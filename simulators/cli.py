@@ -123,7 +123,6 @@ def simulate_command(
     options = settings.simulate
     chosen = load_scenario(scenario or options.scenario)
     run_speed = speed or options.speed
-    start_s = choose_start_s(start, run_speed, chosen)
     credentials = load_credentials(options.credentials_path) if options.credentials_path else None
     truth_path = truth_log or options.truth_log_path
     if truth_path is None:
@@ -147,6 +146,13 @@ def simulate_command(
         # beside `pantau up`, whose broker refuses anonymous clients
         beside_stack = use_stack_account(settings)
     stamp_present = present if present is not None else beside_stack and run_speed > 1.0
+    # Stamped with the present, the scenario starts at the present too: its time of day and
+    # weather pick up where the live readings are, instead of jumping back to a past start.
+    start_s = (
+        time.time()
+        if stamp_present and start is None
+        else (choose_start_s(start, run_speed, chosen))
+    )
     var_dir = settings.stack.var_dir.resolve()
     sim = Simulation(
         settings.mqtt,

@@ -53,17 +53,28 @@ def rfc3339(t_s: float) -> str:
 class SimClock:
     """Simulated time for a run: `start_s` at wall time `wall0`, `speed`x faster, capped at now."""
 
-    def __init__(self, start_s: float, speed: float = 1.0, wall0: float | None = None) -> None:
+    def __init__(
+        self,
+        start_s: float,
+        speed: float = 1.0,
+        wall0: float | None = None,
+        *,
+        capped: bool = True,
+    ) -> None:
+        """`capped`: an accelerated clock stops at the present (its readings carry simulated
+        time, which must not be in the future). Uncapped for readings stamped with the
+        present (`Simulation(present=True)`), whose simulated time may run ahead."""
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.start_s = start_s
         self.speed = speed
         self.wall0 = time.time() if wall0 is None else wall0
+        self.capped = capped
 
     def now_s(self, wall_s: float | None = None) -> float:
         wall = time.time() if wall_s is None else wall_s
         sim = self.start_s + (wall - self.wall0) * self.speed
-        if self.speed > 1.0 and sim > wall:
+        if self.capped and self.speed > 1.0 and sim > wall:
             # Caught up with the present: live from here on.
             return max(wall, self.start_s)
         return sim
@@ -71,6 +82,6 @@ class SimClock:
     def wall_at(self, sim_s: float) -> float:
         """Wall time at which the simulated clock shows `sim_s` (earliest)."""
         accelerated = self.wall0 + (sim_s - self.start_s) / self.speed
-        if self.speed > 1.0 and sim_s > accelerated:
+        if self.capped and self.speed > 1.0 and sim_s > accelerated:
             return max(accelerated, sim_s)
         return accelerated

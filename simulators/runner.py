@@ -214,7 +214,7 @@ class Simulation:
                 mqtt_settings, self.engine.ids, connections=connections, client_id=client_id
             )
         self.stats = RunStats()
-        self.clock = SimClock(self.start_s, speed)
+        self.clock = SimClock(self.start_s, speed, capped=not present)
         self.present = present
         self.yield_to = yield_to
 
@@ -224,7 +224,7 @@ class Simulation:
 
     def run(self, duration_s: float | None = None, progress_every_s: float = 5.0) -> RunStats:
         """Publish until the scenario ends, `duration_s` of wall time passes, or `stop` is set."""
-        clock = self.clock = SimClock(self.start_s, self.speed)
+        clock = self.clock = SimClock(self.start_s, self.speed, capped=not self.present)
         wall_started = time.monotonic()
         self.link.start()
         t = self.start_s

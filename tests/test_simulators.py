@@ -396,6 +396,15 @@ def test_accelerated_clock_never_runs_ahead_of_the_present() -> None:
     assert clock.wall_at(wall0 + 4 * 3600) == wall0 + 4 * 3600
 
 
+def test_an_uncapped_clock_runs_ahead_for_readings_stamped_with_the_present() -> None:
+    """`pantau simulate --present` starts now and runs its simulated time 60x ahead; its
+    readings carry the wall-clock time, so nothing is stamped in the future."""
+    wall0 = 1_800_000_000.0
+    clock = SimClock(wall0, speed=60.0, wall0=wall0, capped=False)
+    assert clock.now_s(wall0 + 60) == wall0 + 3600
+    assert clock.wall_at(wall0 + 10 * 3600) == pytest.approx(wall0 + 600)
+
+
 def test_random_faults_scatter_over_a_large_fleet_and_are_all_logged() -> None:
     scenario = load_scenario("city-scale")
     engine = Engine(scenario, start_s=MONDAY, interval_s=600.0, seed=9, devices=400)
