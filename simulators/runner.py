@@ -27,7 +27,7 @@ from pantau.settings import MqttSettings
 from simulators.clock import LOCAL_TZ, SimClock
 from simulators.faults import FaultInjector, TickActions
 from simulators.fleet import DeviceSpec
-from simulators.geography import Gauge, Town
+from simulators.geography import Gauge, Town, TrafficSite
 from simulators.groundtruth import FloodWatch, GroundTruthLog
 from simulators.publisher import DeviceLinks, Link, SharedLinks
 from simulators.scenario import Scenario
@@ -105,12 +105,18 @@ class Engine:
         self.ticks = 0
 
     def _shower_keys(self) -> dict[tuple[str, str], list[ShowerTarget]]:
-        """Where each rain key's showers are logged: its town's stations, its river's gauges."""
+        """Where each rain key's showers are logged: its town's stations, its zone's roads,
+        its river's gauges."""
         keys: dict[tuple[str, str], list[ShowerTarget]] = {}
         for d in self.fleet:
             if d.kind == "environment" and isinstance(d.base, Town):
                 keys.setdefault((f"town:{d.base.slug}", d.base.rain_zone), []).append(
                     ShowerTarget(d.device_id, "rainfall_mm", "shower", 0.0, 0.0)
+                )
+            elif d.kind == "traffic" and isinstance(d.base, TrafficSite):
+                # rain trims demand and speed on the zone's roads (traffic.py)
+                keys.setdefault((f"zone:{d.base.rain_zone}", d.base.rain_zone), []).append(
+                    ShowerTarget(d.device_id, "avg_speed_kmh", "shower", 0.0, 0.0)
                 )
         model = self.world.models.get("water_level")
         if isinstance(model, WaterLevelModel):

@@ -7,6 +7,8 @@ the rivers. This watch logs each of them, once its window has closed:
 
 - `shower` on every environment station of the shower's town, field `rainfall_mm`, from the
   cell's start to its end (humidity and temperature move with the same rain);
+- `shower` on every traffic counter of the shower's zone, field `avg_speed_kmh`, for the
+  cell's duration (rain trims demand and speed there: traffic.py);
 - `shower_rise` on every gauge of the river whose catchment it fell on, field `level_cm`,
   from the cell's start plus the shortest travel time to the gauge until its end plus the
   longest travel time and six storage times (the quick flow's Erlang-3 response is 94 %
