@@ -8,6 +8,10 @@ detected when an anomaly event for its device (and field, when the fault names o
 [start, end + grace]. An event counts as true when it falls in any ground-truth window of its
 device — an injected fault or a natural event (flood levels, rain, haze, incidents), which an
 operator also wants flagged. Faults starting during the detector's warm-up are left out.
+The everyday showers are in the log too (`shower`, `shower_rise`: simulators/showers.py);
+since whether an operator wants those flagged is a judgement, precision is also reported as
+if they were not events (`precision_no_showers`), and both per event threshold, with the
+spike/drift/stuck recall at each, from the same run.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from simulators.runner import Engine
 from simulators.scenario import load_scenario
 
 KINDS = ("spike", "drift", "stuck", "dropout")
+SHOWER_KINDS = ("shower", "shower_rise")  # everyday rain (simulators/showers.py)
+THRESHOLDS = (0.6, 0.7, 0.8, 0.9)  # event thresholds reported from the same run
 GRACE_S = 600.0
 FLOOD_LEAD_S = 3600.0  # a flood window opens when the level crosses a warning level: an
 # alert on the rise up to an hour before that is an early warning, not a false alarm
@@ -144,28 +150,66 @@ def run(
             **({"max_level_score": round(max(scores), 3)} if scores else {}),
         }
     scored_events = [e for e in stage.events if e.ts_ms / 1000 >= warmup_end_s]
+    events_of: dict[str, list[Any]] = defaultdict(list)
+    for event in stage.events:
+        events_of[event.device_id].append(event)
     by_device_windows: dict[str, list[Any]] = defaultdict(list)
     for w in windows:
         by_device_windows[w.device].append(w)
+
+    def window_of(event: Any, kinds_out: tuple[str, ...] = ()) -> Any:
+        ts = event.ts_ms / 1000
+        return next(
+            (
+                w
+                for w in by_device_windows.get(event.device_id, [])
+                if w.kind not in kinds_out
+                and w.start_s - max(GRACE_S, _lead(w)) <= ts <= w.end_s + GRACE_S
+            ),
+            None,
+        )
+
     true_events = 0
     matched_kind: dict[str, int] = defaultdict(int)
     false_by_field: dict[str, int] = defaultdict(int)
     for event in scored_events:
-        ts = event.ts_ms / 1000
-        match = next(
-            (
-                w
-                for w in by_device_windows.get(event.device_id, [])
-                if w.start_s - max(GRACE_S, _lead(w)) <= ts <= w.end_s + GRACE_S
-            ),
-            None,
-        )
+        match = window_of(event)
         if match is not None:
             true_events += 1
             matched_kind[match.kind] += 1
         else:
             false_by_field[f"{event.kind}/{event.field}"] += 1
     precision = true_events / len(scored_events) if scored_events else float("nan")
+    # the same events when the everyday showers are not counted as events (the stricter view)
+    no_showers = sum(window_of(e, SHOWER_KINDS) is not None for e in scored_events)
+    precision_no_showers = no_showers / len(scored_events) if scored_events else float("nan")
+    by_threshold: dict[str, dict[str, Any]] = {}
+    for th in THRESHOLDS:
+        over = [e for e in scored_events if e.score >= th]
+        recall: dict[str, float | None] = {}
+        for kind in ("spike", "drift", "stuck"):
+            of_kind = [w for w in windows if w.kind == kind]
+            hit = sum(
+                any(
+                    w.start_s - 1.0 <= e.ts_ms / 1000 <= w.end_s + GRACE_S
+                    and (w.field is None or w.field == e.field)
+                    and e.score >= th
+                    for e in events_of.get(w.device, [])
+                )
+                for w in of_kind
+            )
+            recall[kind] = round(hit / len(of_kind), 3) if of_kind else None
+        n = len(over)
+        by_threshold[f"{th:g}"] = {
+            "events": n,
+            "precision": round(sum(window_of(e) is not None for e in over) / n, 3) if n else None,
+            "precision_no_showers": round(
+                sum(window_of(e, SHOWER_KINDS) is not None for e in over) / n, 3
+            )
+            if n
+            else None,
+            "recall": recall,
+        }
     fault_events = sum(matched_kind[k] for k in KINDS)
     return {
         "scenario": scenario_name,
@@ -181,6 +225,8 @@ def run(
         "by_window_kind": per_kind,
         "events_after_warmup": len(scored_events),
         "precision": round(precision, 3),
+        "precision_no_showers": round(precision_no_showers, 3),
+        "by_event_threshold": by_threshold,
         "true_events_by_window_kind": dict(matched_kind),
         "false_events_by_field": dict(sorted(false_by_field.items(), key=lambda kv: -kv[1])),
         "events_in_spike_drift_stuck_dropout_windows": fault_events,
@@ -204,6 +250,12 @@ def print_table(result: dict[str, Any]) -> None:
         print(
             f"  {kind:<16}{row['category']:<10}{row['windows']:>8}{row['detected']:>9}"
             f"{recall:>8}{extra}"
+        )
+    print(f"  precision if showers were not events: {result['precision_no_showers']}")
+    for th, row in result["by_event_threshold"].items():
+        print(
+            f"  events >= {th}: {row['events']}, precision {row['precision']} "
+            f"(no showers {row['precision_no_showers']}), recall {row['recall']}"
         )
     if result["false_events_by_field"]:
         print(f"  false events by field: {result['false_events_by_field']}")

@@ -6,7 +6,11 @@ columnar blocks, put back in message order — becomes four arrays (series ids, 
 physical ranges) and one `update` call. Each reading gets the highest score of its fields as
 `anomaly_score` (rounded to 4 decimals) and, when that crosses the threshold,
 `anomaly_reason` naming the field and the detector part that fired (`level_cm:rate_of_change`).
-Those readings also become `AnomalyEvent`s for alerting.
+Those readings also become `AnomalyEvent`s for alerting — except a `level` shift on a series
+watched for less than a day (`LEVEL_AFTER_S`): until every hour of the day has been seen once,
+a level away from the hours before is the daily shape not yet learned (the first morning
+rush, the first afternoon), not a shift; the reading keeps its score and reason, alerting is
+not told.  Spikes, flatlines, trends and the rest raise events from the first warm reading.
 
 State survives restarts: the engine is snapshotted every `snapshot_interval_s` and when the
 ingester stops, and restored at start. A redelivered reading (same or older device time than
@@ -30,6 +34,7 @@ from ingest.model import Reading, ReadingBlock, ReadingSet
 
 log = logging.getLogger(__name__)
 SCORE_DECIMALS = 4  # anomaly_score is stored rounded to this many decimals
+LEVEL_AFTER_S = 86400.0  # a level shift is an event only once a series has seen a whole day
 
 
 @dataclass(frozen=True)
@@ -198,7 +203,7 @@ class DetectionStage:
             reason = np.empty_like(result.reason)
             reason[order] = result.reason
         if ids:
-            self._apply(readings, entry_owners, names, values, score, reason)
+            self._apply(readings, entry_owners, names, values, ids, score, reason)
         if scored_blocks:
             over = score[len(ids) :] >= self.threshold
             alerting = set()
@@ -258,10 +263,16 @@ class DetectionStage:
             field = fields[j]
             reason = REASONS.get(code, "unknown")
             block.anomaly_reason[row] = f"{field}:{reason}"
+            if not self._raises(self._series[(block.device_id, field)][0], reason):
+                continue
+            self.events_total += 1
             self.events.append(
                 AnomalyEvent(block.device_id, block.kind, field, ts_ms, value, score, reason)
             )
-        self.events_total += len(rows)
+
+    def _raises(self, series: int, reason: str) -> bool:
+        """Whether a reading over the threshold becomes an event (see the module docstring)."""
+        return reason != "level" or self.engine.covered_s(series) >= LEVEL_AFTER_S
 
     def _apply(
         self,
@@ -269,6 +280,7 @@ class DetectionStage:
         owners: list[int],
         names: list[str],
         values: list[float],
+        series: list[int],
         scores: np.ndarray,
         reasons: np.ndarray,
     ) -> None:
@@ -286,6 +298,8 @@ class DetectionStage:
             if score >= threshold:
                 reason = REASONS.get(int(reasons[row]), "unknown")
                 reading.anomaly_reason = f"{names[row]}:{reason}"
+                if not self._raises(series[row], reason):
+                    continue
                 self.events.append(
                     AnomalyEvent(
                         device_id=reading.device_id,

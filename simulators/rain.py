@@ -54,7 +54,8 @@ class RainField:
         ]
         self._showers: dict[tuple[str, int], Cells] = {}
 
-    def _day_showers(self, key: str, day: int) -> Cells:
+    def day_showers(self, key: str, day: int) -> Cells:
+        """The showers of `key` on local day `day` (not the scenario's events): seeded, cached."""
         cached = self._showers.get((key, day))
         if cached is not None:
             return cached
@@ -84,7 +85,7 @@ class RainField:
 
     def cells(self, key: str, zone: str, t0_s: float, t1_s: float) -> Cells:
         """Every cell of `key` (and of its `zone`'s events) that rains during [t0, t1]."""
-        parts = [self._day_showers(key, d) for d in range(local_day(t0_s), local_day(t1_s) + 1)]
+        parts = [self.day_showers(key, d) for d in range(local_day(t0_s), local_day(t1_s) + 1)]
         ev = [e for e in self.events if e[0] == zone]
         if ev:
             arr = np.array([e[1:] for e in ev], dtype=np.float64)

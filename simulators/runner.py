@@ -27,11 +27,13 @@ from pantau.settings import MqttSettings
 from simulators.clock import LOCAL_TZ, SimClock
 from simulators.faults import FaultInjector, TickActions
 from simulators.fleet import DeviceSpec
-from simulators.geography import Gauge
+from simulators.geography import Gauge, Town, TrafficSite
 from simulators.groundtruth import FloodWatch, GroundTruthLog
 from simulators.publisher import DeviceLinks, Link, SharedLinks
 from simulators.scenario import Scenario
+from simulators.showers import ShowerTarget, ShowerWatch, response_window_s
 from simulators.takeover import ClaimedDevices
+from simulators.water_level import WaterLevelModel
 from simulators.wire import Message, content_type_of, encode, malformed
 from simulators.world import KindSample, World
 
@@ -92,6 +94,7 @@ class Engine:
             [d.base.thresholds for d in gauges if isinstance(d.base, Gauge)],
             self.truth,
         )
+        self.shower_watch = ShowerWatch(self.world.rain, self._shower_keys(), start_s, self.truth)
         # Devices do not all read at the same instant: each has its phase in the interval.
         rng = np.random.default_rng([seed, 707])
         self.phase_s = rng.uniform(0.0, 0.5 * interval_s, n).round(3)
@@ -100,6 +103,30 @@ class Engine:
         self.stamp_shift_s = 0.0  # added to the device clocks (see Simulation's `present`)
         self.last_t: float | None = None
         self.ticks = 0
+
+    def _shower_keys(self) -> dict[tuple[str, str], list[ShowerTarget]]:
+        """Where each rain key's showers are logged: its town's stations, its zone's roads,
+        its river's gauges."""
+        keys: dict[tuple[str, str], list[ShowerTarget]] = {}
+        for d in self.fleet:
+            if d.kind == "environment" and isinstance(d.base, Town):
+                keys.setdefault((f"town:{d.base.slug}", d.base.rain_zone), []).append(
+                    ShowerTarget(d.device_id, "rainfall_mm", "shower", 0.0, 0.0)
+                )
+            elif d.kind == "traffic" and isinstance(d.base, TrafficSite):
+                # rain trims demand and speed on the zone's roads (traffic.py)
+                keys.setdefault((f"zone:{d.base.rain_zone}", d.base.rain_zone), []).append(
+                    ShowerTarget(d.device_id, "avg_speed_kmh", "shower", 0.0, 0.0)
+                )
+        model = self.world.models.get("water_level")
+        if isinstance(model, WaterLevelModel):
+            for i, d in enumerate(model.devices):
+                river = model.rivers[int(model.river_of[i])]
+                delay, tail = response_window_s(model.lag_h[i], model.storage_h[i], model.area[i])
+                keys.setdefault((river.name, river.name), []).append(
+                    ShowerTarget(d.device_id, "level_cm", "shower_rise", delay, tail)
+                )
+        return keys
 
     def tick(self, t_s: float) -> TickOutput:
         """Everything that happens at simulated instant `t_s`."""
@@ -111,6 +138,7 @@ class Engine:
         for sample in samples:
             if sample.kind == "water_level":
                 self.flood_watch.observe(true_ts[sample.index], sample.fields["level_cm"])
+        self.shower_watch.observe(t_s)
         actions = self.injector.apply(t_s, true_ts, samples)
         self.seq += 1
         stamped = true_ts + actions.skew_s + self.stamp_shift_s
@@ -154,6 +182,7 @@ class Engine:
     def close(self) -> None:
         self.injector.close()
         self.flood_watch.close()
+        self.shower_watch.close()
         self.truth.close()
 
 

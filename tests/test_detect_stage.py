@@ -90,3 +90,17 @@ def test_a_damaged_snapshot_starts_fresh(tmp_path: Path) -> None:
     path.write_bytes(b"not a snapshot")
     stage = DetectionStage(default_catalog(), threshold=0.8, snapshot_path=path)
     assert len(stage.engine) == 0
+
+
+def test_a_level_shift_is_an_event_only_after_a_whole_day_of_watching() -> None:
+    """In a series' first day every hour is new: a `level` reason is scored and written on
+    the reading but not raised for alerting; every other reason is raised from the start."""
+    stage = DetectionStage(default_catalog(), threshold=0.8)
+    feed(stage, 0, 600)  # 10 hours at 60 s
+    sid = stage._series[("wl-1", "level_cm")][0]
+    assert 0.35 * 86400 < stage.engine.covered_s(sid) < 0.5 * 86400
+    assert not stage._raises(sid, "level")
+    assert stage._raises(sid, "spike") and stage._raises(sid, "trend")
+    feed(stage, 600, 900)  # 25 hours in all
+    assert stage.engine.covered_s(sid) >= 86400
+    assert stage._raises(sid, "level")

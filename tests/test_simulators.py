@@ -22,7 +22,7 @@ from ingest.decode import decode_payload
 from ingest.model import RejectedError, RejectReason
 from ingest.validate import Validator
 from pantau.ids import DEVICE_ID_RE
-from simulators.clock import LOCAL_TZ, SimClock, local_hour, local_weekday
+from simulators.clock import LOCAL_TZ, SimClock, local_day, local_hour, local_weekday
 from simulators.fleet import build_fleet, simulated_devices
 from simulators.groundtruth import GroundTruthLog
 from simulators.rain import RainField
@@ -451,3 +451,50 @@ def test_accelerated_runs_start_in_the_past_by_default() -> None:
         choose_start_s("2999-01-01T00:00:00+08:00", 60.0, endless)
     with pytest.raises(typer.BadParameter, match="time zone"):
         choose_start_s("2026-11-30T05:00:00", 60.0, endless)
+
+
+def test_every_shower_is_in_the_ground_truth_and_only_rain_that_fell() -> None:
+    """Showers are logged as events: on the stations of the town where it rained (each wet
+    reading inside a `shower` window, each window with rain in it) and on the gauges of the
+    river whose catchment it fell on (`shower_rise`, starting no earlier than the rain), and
+    on the traffic counters of its zone."""
+    scenario = parse_scenario(
+        {
+            "name": "t",
+            "kinds": ["environment", "water_level", "traffic"],
+            "shower_probability": 0.8,
+        }
+    )
+    interval = 300.0
+    engine = Engine(scenario, start_s=MONDAY, interval_s=interval, seed=3)
+    outs = list(_run(engine, MONDAY, 72.0, interval))
+    engine.close()
+    env = next(s for s in outs[0].samples if s.kind == "environment")
+    ids = [engine.ids[i] for i in env.index.tolist()]
+    showers = [e for e in engine.truth.entries if e.kind == "shower" and e.device in ids]
+    rises = [e for e in engine.truth.entries if e.kind == "shower_rise"]
+    assert len(showers) > 10 and len(rises) > 10
+    assert all(e.category == "event" for e in showers)
+    # rain trims speed on the zone's roads: the counters there get the same showers
+    assert {e.field for e in engine.truth.entries if e.kind == "shower"} >= {"avg_speed_kmh"}
+    assert all(e.category == "event" and e.field == "level_cm" for e in rises)
+    for col, device in enumerate(ids):
+        windows = [(e.start_s, e.end_s) for e in showers if e.device == device]
+        wet = 0.0
+        for out in outs:
+            fields = next(s for s in out.samples if s.kind == "environment").fields
+            rain = float(fields["rainfall_mm"][col])
+            # a reading sums the rain of the interval before it
+            inside = any(s - interval <= out.t_s <= e + interval for s, e in windows)
+            assert inside or rain == 0.0, (device, out.t_s, rain)
+            wet += rain if inside else 0.0
+        assert (wet > 0.0) == bool(windows)
+    field = engine.world.rain
+    for e in rises:
+        key = e.detail["rain_key"]
+        day = local_day(e.start_s)
+        cells = [field.day_showers(key, d) for d in (day - 1, day)]
+        starts = np.concatenate([c.start_s for c in cells])
+        ends = starts + np.concatenate([c.duration_s for c in cells])
+        # the rain that fell on the catchment, before the window and ending inside it
+        assert np.any((starts <= e.start_s) & (ends <= e.end_s)), e

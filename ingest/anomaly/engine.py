@@ -126,6 +126,11 @@ class AnomalyEngine:
     def __len__(self) -> int:
         return len(self._keys)
 
+    def covered_s(self, series: int) -> float:
+        """How long series `series` has been watched: readings times the typical interval."""
+        row = self._f[series]
+        return float(row[C_N] * row[C_DT])
+
     @property
     def capacity(self) -> int:
         return int(self._f.shape[0])
