@@ -33,6 +33,7 @@ from simulators.runner import Engine
 from simulators.scenario import load_scenario
 
 KINDS = ("spike", "drift", "stuck", "dropout")
+START_S = 1_793_548_800.0  # 2026-11-02 00:00 WITA, a Monday
 SHOWER_KINDS = ("shower", "shower_rise")  # everyday rain (simulators/showers.py)
 THRESHOLDS = (0.6, 0.7, 0.8, 0.9)  # event thresholds reported from the same run
 GRACE_S = 600.0
@@ -83,11 +84,13 @@ def run(
             faults=later(scenario.faults),
         )
         hours += prime_hours
-    start_s = time.time() - hours * 3600 - 3600
+    # A fixed start (Monday 2026-11-02 00:00 WITA), so a run is reproducible: the hour of day
+    # the city starts at and the days' rain draws do not follow the wall clock.
+    start_s = START_S
     kwargs: dict[str, Any] = {} if devices is None else {"devices": devices}
     engine = Engine(scenario, start_s=start_s, interval_s=interval_s, seed=seed, **kwargs)
     catalog = default_catalog()
-    validator = Validator(catalog, future_tolerance_s=300, retention_days=400)
+    validator = Validator(catalog, future_tolerance_s=300, retention_days=100_000)
     topics = TopicParser("pantau/devices")
     threshold = DetectSettings().threshold
     stage = DetectionStage(catalog, threshold=threshold, max_events=10_000_000)

@@ -9,8 +9,9 @@ physical ranges) and one `update` call. Each reading gets the highest score of i
 Those readings also become `AnomalyEvent`s for alerting — except a `level` shift on a series
 watched for less than a day (`LEVEL_AFTER_S`): until every hour of the day has been seen once,
 a level away from the hours before is the daily shape not yet learned (the first morning
-rush, the first afternoon), not a shift; the reading keeps its score and reason, alerting is
-not told.  Spikes, flatlines, trends and the rest raise events from the first warm reading.
+rush, the first afternoon), not a shift; the reading keeps its score but gets no reason, so
+the alert stage (which reads `anomaly_reason`) is not told either.  Spikes, flatlines,
+trends and the rest raise events from the first warm reading.
 
 State survives restarts: the engine is snapshotted every `snapshot_interval_s` and when the
 ingester stops, and restored at start. A redelivered reading (same or older device time than
@@ -262,9 +263,9 @@ class DetectionStage:
         ):
             field = fields[j]
             reason = REASONS.get(code, "unknown")
-            block.anomaly_reason[row] = f"{field}:{reason}"
             if not self._raises(self._series[(block.device_id, field)][0], reason):
                 continue
+            block.anomaly_reason[row] = f"{field}:{reason}"
             self.events_total += 1
             self.events.append(
                 AnomalyEvent(block.device_id, block.kind, field, ts_ms, value, score, reason)
@@ -297,9 +298,9 @@ class DetectionStage:
             reading.anomaly_score = score
             if score >= threshold:
                 reason = REASONS.get(int(reasons[row]), "unknown")
-                reading.anomaly_reason = f"{names[row]}:{reason}"
                 if not self._raises(series[row], reason):
                     continue
+                reading.anomaly_reason = f"{names[row]}:{reason}"
                 self.events.append(
                     AnomalyEvent(
                         device_id=reading.device_id,

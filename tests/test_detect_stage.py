@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
+
 from devices.catalog import default_catalog
 from ingest.detect import DetectionStage
 from ingest.model import Reading
@@ -104,3 +106,23 @@ def test_a_level_shift_is_an_event_only_after_a_whole_day_of_watching() -> None:
     feed(stage, 600, 900)  # 25 hours in all
     assert stage.engine.covered_s(sid) >= 86400
     assert stage._raises(sid, "level")
+
+
+def test_a_first_day_level_shift_reaches_neither_the_events_nor_the_alert_stage() -> None:
+    """The alert stage reads `anomaly_reason`: a reading held back from the events must not
+    carry one either (its score is still written)."""
+    from ingest.anomaly.engine import R_LEVEL
+
+    for readings_before, raised in ((600, False), (1500, True)):
+        stage = DetectionStage(default_catalog(), threshold=0.6)
+        feed(stage, 0, readings_before)
+        sid = stage._series[("wl-1", "level_cm")][0]
+        events = len(stage.events)
+        reading = gauge(readings_before, 130.0)
+        stage._apply(
+            [reading], [0], ["level_cm"], [130.0], [sid], np.array([0.9]), np.array([R_LEVEL])
+        )
+        assert reading.anomaly_score == 0.9
+        assert (reading.anomaly_reason == "level_cm:level") is raised
+        assert (reading.anomaly_reason is None) is not raised
+        assert len(stage.events) - events == int(raised)
