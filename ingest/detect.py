@@ -6,12 +6,13 @@ columnar blocks, put back in message order — becomes four arrays (series ids, 
 physical ranges) and one `update` call. Each reading gets the highest score of its fields as
 `anomaly_score` (rounded to 4 decimals) and, when that crosses the threshold,
 `anomaly_reason` naming the field and the detector part that fired (`level_cm:rate_of_change`).
-Those readings also become `AnomalyEvent`s for alerting — except a `level` shift on a series
-watched for less than a day (`LEVEL_AFTER_S`): until every hour of the day has been seen once,
-a level away from the hours before is the daily shape not yet learned (the first morning
-rush, the first afternoon), not a shift; the reading keeps its score but gets no reason, so
-the alert stage (which reads `anomaly_reason`) is not told either.  Spikes, flatlines,
-trends and the rest raise events from the first warm reading.
+Those readings also become `AnomalyEvent`s for alerting — except a `level` shift or a
+`new_range` on a series watched for less than a day (`LEVEL_AFTER_S`, `FIRST_DAY_QUIET`):
+until every hour of the day has been seen once, a level away from the hours before, or a
+value outside the night's range, is the daily shape not yet learned (the first morning rush,
+the first afternoon), not a shift; the reading keeps its score but gets no reason, so the
+alert stage (which reads `anomaly_reason`) is not told either.  Spikes, flatlines, trends
+(a flood on a new gauge) and the rest raise events from the first warm reading.
 
 State survives restarts: the engine is snapshotted every `snapshot_interval_s` and when the
 ingester stops, and restored at start. A redelivered reading (same or older device time than
@@ -36,6 +37,9 @@ from ingest.model import Reading, ReadingBlock, ReadingSet
 log = logging.getLogger(__name__)
 SCORE_DECIMALS = 4  # anomaly_score is stored rounded to this many decimals
 LEVEL_AFTER_S = 86400.0  # a level shift is an event only once a series has seen a whole day
+# reasons that need a whole day of history to mean anything: before a series has seen its
+# daily cycle, its morning rush is a "level shift" and a "range never seen before"
+FIRST_DAY_QUIET = frozenset({"level", "new_range"})
 
 
 @dataclass(frozen=True)
@@ -273,7 +277,7 @@ class DetectionStage:
 
     def _raises(self, series: int, reason: str) -> bool:
         """Whether a reading over the threshold becomes an event (see the module docstring)."""
-        return reason != "level" or self.engine.covered_s(series) >= LEVEL_AFTER_S
+        return reason not in FIRST_DAY_QUIET or self.engine.covered_s(series) >= LEVEL_AFTER_S
 
     def _apply(
         self,

@@ -105,7 +105,8 @@ def test_a_long_run_at_a_bound_of_the_range_is_no_flatline() -> None:
     n = 1500
     rain = np.where(rng.random(n) < 0.15, rng.exponential(2.0, n).round(1), 0.0)
     rain[700:] = 0.0  # a dry spell: the longest zero run by far
-    inside = rain + 10.0  # the same shape, off the bound: a sensor stuck at 10
+    inside = rain + 10.0  # the same shape, off the bound ...
+    inside[700:] = 11.5  # ... and stuck inside the range seen, not at either end of it
     eng = AnomalyEngine()
     at_bound, off_bound = eng.series_ids(["env-1/rainfall_mm", "env-2/offset"])
     lo, hi = np.zeros(n), np.full(n, 300.0)
@@ -113,6 +114,27 @@ def test_a_long_run_at_a_bound_of_the_range_is_no_flatline() -> None:
     shifted = eng.update(np.full(n, off_bound), stamps(n), inside, lo, hi)
     assert not (bounded.reason == R_FLAT).any()
     assert (shifted.reason[700:] == R_FLAT).any()
+
+
+def test_a_run_at_the_sensors_own_ceiling_is_no_flatline() -> None:
+    """A humidity probe saturates at 99 %, below the catalog's 100 %: every humid night it
+    reads 99.0 for hours, and one night longer than any before. A run at the highest (or
+    lowest) value the series has ever read is its ceiling, not a stuck sensor; stuck at a
+    value inside its range, the same series is flagged."""
+    rng = np.random.default_rng(8)
+    n = 2000
+    humidity = np.clip(80.0 + 25.0 * np.sin(np.arange(n) / 90.0) + rng.normal(0, 0.4, n), 0, 99)
+    humidity = humidity.round(1)
+    humidity[1500:1900] = 99.0  # the longest saturated night by far
+    stuck = humidity.copy()
+    stuck[1500:1900] = 91.3  # the same night, a sensor stuck at an ordinary value
+    eng = AnomalyEngine()
+    ceiling, frozen = eng.series_ids(["env-1/humidity_pct", "env-2/humidity_pct"])
+    lo, hi = np.zeros(n), np.full(n, 100.0)
+    saturated = eng.update(np.full(n, ceiling), stamps(n), humidity, lo, hi)
+    held = eng.update(np.full(n, frozen), stamps(n), stuck, lo, hi)
+    assert not (saturated.reason == R_FLAT).any()
+    assert (held.reason[1500:1900] == R_FLAT).any()
 
 
 def test_infinite_value_is_out_of_range_and_not_learned() -> None:

@@ -95,17 +95,20 @@ def test_a_damaged_snapshot_starts_fresh(tmp_path: Path) -> None:
 
 
 def test_a_level_shift_is_an_event_only_after_a_whole_day_of_watching() -> None:
-    """In a series' first day every hour is new: a `level` reason is scored and written on
-    the reading but not raised for alerting; every other reason is raised from the start."""
+    """In a series' first day every hour is new: a `level` reason (the morning rush reads as
+    a shift) and a `new_range` one (the range seen so far is the night's) are scored and
+    written on the reading but not raised for alerting; every other reason is raised from
+    the start."""
     stage = DetectionStage(default_catalog(), threshold=0.8)
     feed(stage, 0, 600)  # 10 hours at 60 s
     sid = stage._series[("wl-1", "level_cm")][0]
     assert 0.35 * 86400 < stage.engine.covered_s(sid) < 0.5 * 86400
-    assert not stage._raises(sid, "level")
+    assert not stage._raises(sid, "level") and not stage._raises(sid, "new_range")
     assert stage._raises(sid, "spike") and stage._raises(sid, "trend")
+    assert stage._raises(sid, "flatline") and stage._raises(sid, "out_of_range")
     feed(stage, 600, 900)  # 25 hours in all
     assert stage.engine.covered_s(sid) >= 86400
-    assert stage._raises(sid, "level")
+    assert stage._raises(sid, "level") and stage._raises(sid, "new_range")
 
 
 def test_a_first_day_level_shift_reaches_neither_the_events_nor_the_alert_stage() -> None:

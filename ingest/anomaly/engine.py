@@ -374,6 +374,10 @@ class AnomalyEngine:
             flat &= xs != lo
         if hi is not None and flat.any():
             flat &= xs != hi
+        # ... and so is a run at the highest or lowest value the series has ever read: a
+        # sensor's own ceiling (a humidity probe that saturates at 99 %), not a stuck one
+        if flat.any():
+            flat &= (xs != o[C_VMAX]) & (xs != o[C_VMIN])
 
         # ---- spatial novelty: leaving the range of values seen so far
         vmin = o[C_VMIN]
