@@ -7,12 +7,13 @@ physical ranges) and one `update` call. Each reading gets the highest score of i
 `anomaly_score` (rounded to 4 decimals) and, when that crosses the threshold,
 `anomaly_reason` naming the field and the detector part that fired (`level_cm:rate_of_change`).
 Those readings also become `AnomalyEvent`s for alerting — except a `level` shift or a
-`new_range` on a series watched for less than a day (`LEVEL_AFTER_S`, `FIRST_DAY_QUIET`):
-until every hour of the day has been seen once, a level away from the hours before, or a
-value outside the night's range, is the daily shape not yet learned (the first morning rush,
-the first afternoon), not a shift; the reading keeps its score but gets no reason, so the
-alert stage (which reads `anomaly_reason`) is not told either.  Spikes, flatlines, trends
-(a flood on a new gauge) and the rest raise events from the first warm reading.
+`new_range` scoring under 0.8 (`FIRST_DAY_SCORE`) on a series watched for less than a day
+(`LEVEL_AFTER_S`, `FIRST_DAY_QUIET`): until every hour of the day has been seen once, a level
+away from the hours before, or a value outside the night's range, is mostly the daily shape
+not yet learned (the first morning rush, the first afternoon), not a shift; the reading keeps
+its score but gets no reason, so the alert stage (which reads `anomaly_reason`) is not told
+either.  Spikes, flatlines, trends (a flood on a new gauge) and the rest raise events from
+the first warm reading.
 
 State survives restarts: the engine is snapshotted every `snapshot_interval_s` and when the
 ingester stops, and restored at start. A redelivered reading (same or older device time than
@@ -40,6 +41,9 @@ LEVEL_AFTER_S = 86400.0  # a level shift is an event only once a series has seen
 # reasons that need a whole day of history to mean anything: before a series has seen its
 # daily cycle, its morning rush is a "level shift" and a "range never seen before"
 FIRST_DAY_QUIET = frozenset({"level", "new_range"})
+# ... unless the score is this high: a first-day shift of 0.8 is beyond the morning rush
+# (a new range scores a fixed 0.75: never before its first day is over)
+FIRST_DAY_SCORE = 0.8
 
 
 @dataclass(frozen=True)
@@ -267,7 +271,7 @@ class DetectionStage:
         ):
             field = fields[j]
             reason = REASONS.get(code, "unknown")
-            if not self._raises(self._series[(block.device_id, field)][0], reason):
+            if not self._raises(self._series[(block.device_id, field)][0], reason, score):
                 continue
             block.anomaly_reason[row] = f"{field}:{reason}"
             self.events_total += 1
@@ -275,9 +279,13 @@ class DetectionStage:
                 AnomalyEvent(block.device_id, block.kind, field, ts_ms, value, score, reason)
             )
 
-    def _raises(self, series: int, reason: str) -> bool:
+    def _raises(self, series: int, reason: str, score: float) -> bool:
         """Whether a reading over the threshold becomes an event (see the module docstring)."""
-        return reason not in FIRST_DAY_QUIET or self.engine.covered_s(series) >= LEVEL_AFTER_S
+        return (
+            reason not in FIRST_DAY_QUIET
+            or score >= FIRST_DAY_SCORE
+            or self.engine.covered_s(series) >= LEVEL_AFTER_S
+        )
 
     def _apply(
         self,
@@ -302,7 +310,7 @@ class DetectionStage:
             reading.anomaly_score = score
             if score >= threshold:
                 reason = REASONS.get(int(reasons[row]), "unknown")
-                if not self._raises(series[row], reason):
+                if not self._raises(series[row], reason, score):
                     continue
                 reading.anomaly_reason = f"{names[row]}:{reason}"
                 self.events.append(

@@ -97,18 +97,19 @@ def test_a_damaged_snapshot_starts_fresh(tmp_path: Path) -> None:
 def test_a_level_shift_is_an_event_only_after_a_whole_day_of_watching() -> None:
     """In a series' first day every hour is new: a `level` reason (the morning rush reads as
     a shift) and a `new_range` one (the range seen so far is the night's) are scored and
-    written on the reading but not raised for alerting; every other reason is raised from
-    the start."""
+    written on the reading but not raised for alerting unless the score reaches 0.8; every
+    other reason is raised from the start."""
     stage = DetectionStage(default_catalog(), threshold=0.8)
     feed(stage, 0, 600)  # 10 hours at 60 s
     sid = stage._series[("wl-1", "level_cm")][0]
     assert 0.35 * 86400 < stage.engine.covered_s(sid) < 0.5 * 86400
-    assert not stage._raises(sid, "level") and not stage._raises(sid, "new_range")
-    assert stage._raises(sid, "spike") and stage._raises(sid, "trend")
-    assert stage._raises(sid, "flatline") and stage._raises(sid, "out_of_range")
+    assert not stage._raises(sid, "level", 0.79) and not stage._raises(sid, "new_range", 0.75)
+    assert stage._raises(sid, "level", 0.8)  # a shift far beyond a morning rush is told
+    assert stage._raises(sid, "spike", 0.6) and stage._raises(sid, "trend", 1.0)
+    assert stage._raises(sid, "flatline", 0.75) and stage._raises(sid, "out_of_range", 1.0)
     feed(stage, 600, 900)  # 25 hours in all
     assert stage.engine.covered_s(sid) >= 86400
-    assert stage._raises(sid, "level") and stage._raises(sid, "new_range")
+    assert stage._raises(sid, "level", 0.6) and stage._raises(sid, "new_range", 0.75)
 
 
 def test_a_first_day_level_shift_reaches_neither_the_events_nor_the_alert_stage() -> None:
@@ -116,16 +117,16 @@ def test_a_first_day_level_shift_reaches_neither_the_events_nor_the_alert_stage(
     carry one either (its score is still written)."""
     from ingest.anomaly.engine import R_LEVEL
 
-    for readings_before, raised in ((600, False), (1500, True)):
+    for readings_before, score, raised in ((600, 0.7, False), (600, 0.9, True), (1500, 0.7, True)):
         stage = DetectionStage(default_catalog(), threshold=0.6)
         feed(stage, 0, readings_before)
         sid = stage._series[("wl-1", "level_cm")][0]
         events = len(stage.events)
         reading = gauge(readings_before, 130.0)
         stage._apply(
-            [reading], [0], ["level_cm"], [130.0], [sid], np.array([0.9]), np.array([R_LEVEL])
+            [reading], [0], ["level_cm"], [130.0], [sid], np.array([score]), np.array([R_LEVEL])
         )
-        assert reading.anomaly_score == 0.9
+        assert reading.anomaly_score == score
         assert (reading.anomaly_reason == "level_cm:level") is raised
         assert (reading.anomaly_reason is None) is not raised
         assert len(stage.events) - events == int(raised)
