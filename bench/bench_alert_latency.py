@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from bench.common import write_result
+from bench.common import scratch_dir, write_result
 from pantau.mqtt_publish import Qos1Publisher
 from pantau.servers.influxdb import InfluxServer
 from pantau.servers.mosquitto import MosquittoServer
@@ -146,7 +145,7 @@ def pantau(name: str, args: list[str], settings: Settings, log: Path) -> Managed
 
 def run(trials: int = 40, rate: float = 2000.0) -> dict[str, Any]:
     (REPO / "var").mkdir(exist_ok=True)
-    base = Path(tempfile.mkdtemp(prefix="bench-alert-latency-", dir=REPO / "var"))
+    base = scratch_dir("bench-alert-latency-")
     mosquitto = MosquittoServer(base / "mosquitto", free_port())
     influx = InfluxServer(base / "influxdb", free_port(), free_port())
     receiver = Receiver()

@@ -16,7 +16,6 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from bench.common import write_result
+from bench.common import scratch_dir, write_result
 from pantau.influxdb import InfluxClient
 from pantau.mqtt_publish import Qos1Publisher, utf8
 from pantau.servers.influxdb import InfluxServer
@@ -259,7 +258,7 @@ def measure_ingester(
 
 
 def run(n_json: int = 100_000, n_senml_readings: int = 500_000, repeats: int = 3) -> dict[str, Any]:
-    base = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=REPO / "var"))
+    base = scratch_dir("bench-ingest-")
     mosquitto = MosquittoServer(base / "mosquitto", free_port())
     influx = InfluxServer(base / "influxdb", free_port(), free_port())
     mosquitto.start()

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from bench.bench_ingest import DEVICES, REPO, Ingester, register_bench_devices
-from bench.common import write_result
+from bench.bench_ingest import DEVICES, Ingester, register_bench_devices
+from bench.common import scratch_dir, write_result
 from pantau.mqtt_publish import Qos1Publisher
 from pantau.servers.influxdb import InfluxServer
 from pantau.servers.mosquitto import MosquittoServer
@@ -28,7 +26,7 @@ from pantau.settings import Settings
 
 
 def run(seconds: float, rate_per_s: int) -> dict[str, Any]:
-    base = Path(tempfile.mkdtemp(prefix="bench-soak-", dir=REPO / "var"))
+    base = scratch_dir("bench-soak-")
     mosquitto = MosquittoServer(base / "mosquitto", free_port())
     influx = InfluxServer(base / "influxdb", free_port(), free_port())
     mosquitto.start()

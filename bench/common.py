@@ -6,11 +6,19 @@ import json
 import os
 import platform
 import subprocess
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+VAR_DIR = Path(__file__).resolve().parents[1] / "var"
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A fresh folder under the project's `var/` (created on a fresh clone) for one run."""
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=VAR_DIR))
 
 
 def machine() -> dict[str, Any]:
