@@ -367,15 +367,11 @@ class AnomalyEngine:
         np.minimum(chg, 1e9, out=chg)
         flat = run > c.flat_factor * np.maximum(runmax, c.flat_min_run)
         flat &= chg >= c.flat_min_changes
-        # A run at a bound of the physical range is the world, not a stuck sensor: no rain
-        # reads 0 mm for days, saturated air 100 %. (A sensor stuck exactly at a bound
-        # looks the same and is not flagged: the price of that.)
-        if lo is not None and flat.any():
-            flat &= xs != lo
-        if hi is not None and flat.any():
-            flat &= xs != hi
-        # ... and so is a run at the highest or lowest value the series has ever read: a
-        # sensor's own ceiling (a humidity probe that saturates at 99 %), not a stuck one
+        # A run at the highest or lowest value the series has ever read is the world or the
+        # sensor's own ceiling, not a stuck sensor: no rain reads 0 mm for days, saturated air
+        # 100 % (or 99 % on a probe that tops out there).  Values outside the catalog's range
+        # are never learned, so a run at one of its bounds is always at the seen extreme.
+        # (A sensor stuck exactly at an extreme looks the same and is not flagged: the price.)
         if flat.any():
             flat &= (xs != o[C_VMAX]) & (xs != o[C_VMIN])
 
